@@ -1,0 +1,169 @@
+"""The command line: a thin layer over minivm.machine.Machine.
+
+    minivm run [FIRMWARE] [--memory 128M] [--trace] [--stats] [--max-insns N]
+    minivm info [FIRMWARE]
+
+Errors the user can fix end with one line on stderr and exit status 2.
+"""
+import argparse
+import sys
+
+from minivm.errors import MinivmError
+
+DEFAULT_FIRMWARE = "hello"
+
+
+def firmware_path(name):
+    """A path as given, or the name of a built-in image (hello -> hello.elf)."""
+    import os
+    if os.path.sep in name or os.path.exists(name):
+        return name
+    from importlib import resources
+    image = name if name.endswith(".elf") else f"{name}.elf"
+    try:
+        candidate = resources.files("minivm.firmware") / image
+    except ModuleNotFoundError:
+        candidate = None
+    if candidate is not None and candidate.is_file():
+        return str(candidate)
+    # Running from a source tree that was not installed: firmware/ is beside minivm/.
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
+    local = os.path.join(here, image)
+    return local if os.path.exists(local) else name
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="minivm",
+        description="An educational RISC-V machine emulator (QEMU virt compatible).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a firmware image")
+    run.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE,
+                     help="ELF file, or the name of a built-in image (default: hello)")
+    run.add_argument("--memory", "-m", default="128M", help="RAM size, e.g. 128M or 1G")
+    run.add_argument("--max-insns", type=_positive_int, metavar="N",
+                     help="stop the guest after N instructions (exit status 124)")
+    run.add_argument("--trace", action="store_true",
+                     help="print one line per VM exit (to stderr, or --trace-file)")
+    run.add_argument("--trace-file", metavar="PATH", help="write the trace to PATH")
+    run.add_argument("--stats", action="store_true",
+                     help="print traps per device and per register at exit")
+
+    info = commands.add_parser("info", help="show the machine: memory map, versions")
+    info.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE)
+    info.add_argument("--memory", "-m", default="128M")
+    return parser
+
+
+def _positive_int(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        return command_info(args)
+    except MinivmError as error:
+        print(f"minivm: {error}", file=sys.stderr)
+        return 2
+
+
+def command_run(args):
+    from minivm.machine import Machine, print_stats
+
+    trace = None
+    if args.trace_file:
+        try:
+            trace = open(args.trace_file, "w")
+        except OSError as error:
+            raise MinivmError(f"{args.trace_file}: {error.strerror}")
+    elif args.trace:
+        trace = sys.stderr
+    machine = Machine(firmware_path(args.firmware), memory=args.memory,
+                      max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer)
+    with stop_on_interrupt(machine.vcpu):
+        result = machine.run()
+    sys.stdout.flush()
+    if trace is not None and trace is not sys.stderr:
+        trace.close()
+    if result.message:
+        print(f"minivm: {result.message}", file=sys.stderr)
+    if args.stats:
+        print_stats(result)
+    return result.exit_code
+
+
+def command_info(args):
+    import capstone
+    import unicorn
+
+    from minivm.fastpath import describe
+    from minivm.machine import Machine
+
+    machine = Machine(firmware_path(args.firmware), memory=args.memory)
+    print(f"minivm: RV{machine.vcpu.xlen} machine, QEMU virt memory map")
+    print(f"  {'region':<10} {'base':>12} {'size':>12}  irq")
+    for name, base, size, irq in machine.memory_map():
+        print(f"  {name:<10} 0x{base:010x} 0x{size:010x}  {'-' if irq is None else irq}")
+    print(f"unicorn {unicorn.__version__}, capstone {capstone.__version__}")
+    print(f"virtqueue and instruction clock: {describe()}")
+    return 0
+
+
+class stop_on_interrupt:
+    """Make Ctrl-C stop the guest even while it runs inside Unicorn.
+
+    Python runs signal handlers only between bytecodes, and a guest in a
+    tight loop never returns to Python.  Python's C-level handler does
+    write the signal number to a wakeup fd at once, so a helper thread
+    waits on that fd and stops the vCPU; run() then returns INTERRUPTED.
+    """
+
+    def __init__(self, vcpu):
+        self.vcpu = vcpu
+
+    def __enter__(self):
+        import os
+        import signal
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            self.active = False
+            return self
+        self.active = True
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.write_fd, False)
+        self.previous = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        import os
+        while True:
+            data = os.read(self.read_fd, 64)
+            if not data:          # pipe closed: the run is over
+                return
+            self.vcpu.stop()
+
+    def __exit__(self, *exc):
+        import os
+        import signal
+        if self.active:
+            signal.set_wakeup_fd(self.previous)
+            os.close(self.write_fd)
+            self.thread.join()
+            os.close(self.read_fd)
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Why the guest stopped running: the exit reasons of the run loop.
+
+As with KVM_RUN, the vCPU runs guest code natively until the guest does
+something only the host can handle; then it "exits" with a reason and the
+host handles it.
+"""
+import enum
+from dataclasses import dataclass
+
+
+class ExitReason(enum.Enum):
+    # A load or store to a device register.  Unicorn calls the bus in the
+    # middle of the instruction, so the host completes the access right
+    # there and the guest goes on; the run loop only sees these in the trace.
+    MMIO = "MMIO"
+    HALT = "HALT"            # wfi: nothing to do until an interrupt
+    TRAP = "TRAP"            # a synchronous exception the host must deliver
+    FINISH = "FINISH"        # the guest wrote the finisher (test device)
+    RESET = "RESET"          # the guest asked the finisher for a reset
+    LIMIT = "LIMIT"          # the instruction budget (--max-insns) ran out
+    BUS_ERROR = "BUS_ERROR"  # an access to an address nothing is mapped at
+    INTERRUPTED = "INTERRUPTED"  # the user pressed Ctrl-C
+
+
+@dataclass(frozen=True)
+class Exit:
+    reason: ExitReason
+    pc: int
+    code: int = 0           # FINISH: the exit status the guest asked for
+    address: int = 0        # BUS_ERROR: the address; TRAP: tval
+    cause: int = 0          # TRAP: the exception cause number
+    access: str = ""        # BUS_ERROR: "read", "write" or "fetch"

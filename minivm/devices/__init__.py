@@ -1,0 +1,1 @@
+"""Device models, one per module.  Every model has the shape of device.Device."""

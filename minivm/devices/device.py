@@ -1,0 +1,40 @@
+"""The shape every device model has: what the bus and the board need from it.
+
+A device knows nothing about absolute addresses, the CPU or the process:
+the bus gives it offsets within its region, and it reports interrupts and
+requests through callbacks the board wires up (`irq`, `on_exit`, ...).
+"""
+from collections import Counter
+
+
+class Device:
+    size = 0x1000        # bytes of address space the region takes
+    REGISTERS = {}       # offset -> register name, for the trace and --stats
+
+    def __init__(self):
+        # Traps taken, keyed by (offset, access size, is_write).  The bus
+        # counts; the device owns the numbers.
+        self.traps = Counter()
+
+    def read(self, offset, size):
+        return 0
+
+    def write(self, offset, size, value):
+        pass
+
+    def reset(self):
+        pass
+
+    def register_name(self, offset, is_write):
+        """The register a guest access at `offset` reaches, by its datasheet name."""
+        return self.REGISTERS.get(offset, f"+0x{offset:x}")
+
+    def describe(self, offset, value, is_write):
+        """Extra words for the trace line (e.g. the character written), or ''."""
+        return ""
+
+    def trap_count(self):
+        return sum(self.traps.values())
+
+    def bytes_moved(self):
+        return sum(size * count for (_, size, _), count in self.traps.items())

@@ -1,0 +1,47 @@
+"""The SiFive test device ("finisher") at 0x10_0000, as on QEMU `virt`.
+
+One 32-bit register.  The low 16 bits say what to do, the high 16 bits
+carry an exit code for FAIL:
+    0x5555               pass: the run ends with exit status 0
+    (code << 16)|0x3333  fail: the run ends with exit status `code`
+    0x7777               reset the machine
+Anything else is ignored, as QEMU does.
+
+The device does not end the process itself: it tells the board, which
+decides what ending the run means (devices never control the process).
+"""
+from minivm.devices.device import Device
+
+# -- register -------------------------------------------------------------------
+FINISHER = 0x0           # the only register (write-only)
+
+# -- commands (low 16 bits) ---------------------------------------------------------
+FINISHER_FAIL = 0x3333
+FINISHER_PASS = 0x5555
+FINISHER_RESET = 0x7777
+
+
+class Finisher(Device):
+    REGISTERS = {FINISHER: "FINISHER"}
+
+    def __init__(self, on_finish=None, on_reset=None):
+        """on_finish(status) ends the run; on_reset() restarts the machine."""
+        super().__init__()
+        self.on_finish = on_finish or (lambda status: None)
+        self.on_reset = on_reset or (lambda: None)
+
+    def write(self, offset, size, value):
+        if offset != FINISHER:
+            return
+        command, code = value & 0xFFFF, (value >> 16) & 0xFFFF
+        if command == FINISHER_PASS:
+            self.on_finish(0)
+        elif command == FINISHER_FAIL:
+            self.on_finish(code)
+        elif command == FINISHER_RESET:
+            self.on_reset()
+
+    def describe(self, offset, value, is_write):
+        command, code = value & 0xFFFF, (value >> 16) & 0xFFFF
+        return {FINISHER_PASS: "PASS", FINISHER_FAIL: f"FAIL code {code}",
+                FINISHER_RESET: "RESET"}.get(command, "ignored")

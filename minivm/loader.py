@@ -1,0 +1,134 @@
+"""Load a RISC-V ELF image into guest RAM (with pyelftools).
+
+Only PT_LOAD segments matter, as for QEMU's `-kernel`: their file bytes are
+copied to their physical address, the rest of their memory size is zeroed.
+The symbol table is kept so the trace and the debugger can say `main+0x14`
+instead of 0x80000054.
+"""
+import bisect
+from dataclasses import dataclass, field
+
+from minivm.errors import MinivmError
+
+EM_RISCV = 243
+
+
+@dataclass
+class Symbols:
+    """Function and object symbols, for turning addresses into names."""
+    addresses: list = field(default_factory=list)   # sorted start addresses
+    entries: list = field(default_factory=list)     # (address, size, name), same order
+
+    def add(self, address, size, name):
+        index = bisect.bisect(self.addresses, address)
+        self.addresses.insert(index, address)
+        self.entries.insert(index, (address, size, name))
+
+    def lookup(self, address):
+        """'name+0xoff' for the symbol covering address, or ''."""
+        index = bisect.bisect(self.addresses, address) - 1
+        if index < 0:
+            return ""
+        start, size, name = self.entries[index]
+        if size and address >= start + size:
+            return ""
+        offset = address - start
+        return f"{name}+0x{offset:x}" if offset else name
+
+    def address_of(self, name):
+        for start, _, symbol in self.entries:
+            if symbol == name:
+                return start
+        return None
+
+
+@dataclass
+class Segment:
+    address: int
+    data: bytes
+    memory_size: int
+    header_bytes: int = 0   # how many leading bytes are the ELF and program headers
+
+
+@dataclass
+class Program:
+    path: str
+    xlen: int               # 64 or 32
+    entry: int
+    segments: list
+    symbols: Symbols
+
+
+def read_program(path):
+    """Parse an ELF file: its loadable segments, entry point and symbols."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as stream:
+            if stream.read(4) != b"\x7fELF":
+                raise MinivmError(f"{path}: not an ELF file")
+            stream.seek(0)
+            elf = ELFFile(stream)
+            if elf["e_machine"] != "EM_RISCV":
+                raise MinivmError(f"{path}: ELF for {elf['e_machine']}, not RISC-V")
+            xlen = elf.elfclass
+            segments = _loadable_segments(elf)
+            symbols = _symbols(elf)
+            entry = elf["e_entry"]
+    except OSError as error:
+        raise MinivmError(f"{path}: {error.strerror}") from None
+    except (ELFError, ValueError, KeyError) as error:  # pyelftools on a damaged file
+        raise MinivmError(f"{path}: damaged ELF file ({error})") from None
+    return Program(str(path), xlen, entry, segments, symbols)
+
+
+def _loadable_segments(elf):
+    headers_end = max(elf["e_ehsize"], elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"])
+    segments = []
+    for segment in elf.iter_segments():
+        if segment["p_type"] != "PT_LOAD" or segment["p_memsz"] == 0:
+            continue   # a zero-size PT_LOAD loads nothing (some linkers emit them)
+        header_bytes = max(0, headers_end - segment["p_offset"])
+        segments.append(Segment(segment["p_paddr"], segment.data(), segment["p_memsz"],
+                                min(header_bytes, segment["p_filesz"])))
+    if not segments:
+        raise MinivmError("ELF file has no loadable segment")
+    return segments
+
+
+def _symbols(elf):
+    symbols = Symbols()
+    table = elf.get_section_by_name(".symtab")
+    if table is None:
+        return symbols
+    for symbol in table.iter_symbols():
+        if symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
+                and symbol.name and symbol["st_shndx"] != "SHN_UNDEF" \
+                and not symbol.name.startswith("$"):
+            symbols.add(symbol["st_value"], symbol["st_size"], symbol.name)
+    return symbols
+
+
+def load_program(program, ram):
+    """Copy the program's segments into RAM; every byte must land inside it."""
+    for segment in program.segments:
+        address, data, memory_size = segment.address, segment.data, segment.memory_size
+        if address < ram.base:
+            # A segment may start below RAM only to carry the ELF headers
+            # there; QEMU loads just the part inside RAM.  Clip the same way,
+            # but only if nothing below RAM was meant to be loaded.
+            skip = ram.base - address
+            if skip > segment.header_bytes:
+                raise MinivmError(_outside(program, segment, ram))
+            data, address, memory_size = data[skip:], ram.base, memory_size - skip
+        if not ram.contains(address, memory_size):
+            raise MinivmError(_outside(program, segment, ram))
+        ram.write(address, data)
+        ram.fill(address + len(data), memory_size - len(data))
+
+
+def _outside(program, segment, ram):
+    end = segment.address + segment.memory_size - 1
+    return (f"{program.path}: segment at 0x{segment.address:x}-0x{end:x} lies outside "
+            f"RAM (0x{ram.base:x}-0x{ram.base + ram.size - 1:x}); try a larger --memory")
