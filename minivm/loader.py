@@ -116,10 +116,12 @@ def load_program(program, ram):
         address, data, memory_size = segment.address, segment.data, segment.memory_size
         if address < ram.base:
             # A segment may start below RAM only to carry the ELF headers
-            # there; QEMU loads just the part inside RAM.  Clip the same way,
-            # but only if nothing below RAM was meant to be loaded.
+            # (and the zero padding after them) there; QEMU loads just the
+            # part inside RAM.  Clip the same way, but only if nothing else
+            # below RAM was meant to be loaded.
             skip = ram.base - address
-            if skip > segment.header_bytes:
+            below = data[segment.header_bytes:skip]
+            if skip >= memory_size or any(below) or skip > len(data):
                 raise MinivmError(_outside(program, segment, ram))
             data, address, memory_size = data[skip:], ram.base, memory_size - skip
         if not ram.contains(address, memory_size):

@@ -10,6 +10,8 @@ see it, and hands it to the device model:
 """
 from dataclasses import dataclass
 
+from unicorn.unicorn_py3 import unicorn as _binding
+
 from minivm.errors import MinivmError
 
 PAGE = 4096
@@ -37,6 +39,7 @@ class Bus:
         self.uc = uc
         self.regions = []
         self.tracer = None   # set by the machine when --trace is on
+        self._callbacks = []
 
     def add_ram(self, name, ram):
         self._add(Region(name, ram.base, ram.size, "ram"))
@@ -48,8 +51,15 @@ class Bus:
         # UART has 0x100 bytes) also answers the rest of its page, reading
         # 0 and ignoring writes like any unknown register.
         mapped = -(-device.size // PAGE) * PAGE
-        self.uc.mmio_map(base, mapped, self._reader(name, device), None,
-                         self._writer(name, device), None)
+        read, write = self._reader(name, device), self._writer(name, device)
+        # Registered with libunicorn directly rather than through
+        # Uc.mmio_map, whose two extra Python wrapper frames per access
+        # would cost a third of every trap.  The callbacks must stay alive
+        # as long as the mapping, so the bus keeps them.
+        self._callbacks.append((read, write))
+        status = _binding.uclib.uc_mmio_map(self.uc._uch, base, mapped, read, None, write, None)
+        if status != 0:
+            raise _binding.UcError(status)
 
     def region_at(self, address):
         for region in self.regions:
@@ -68,24 +78,39 @@ class Bus:
 
     # The two callbacks below run once per guest access to a device register:
     # they are the hottest Python code in minivm, so they do only what they must.
+    # An exception inside one (a bug in a device model) is kept and raised
+    # again from emu_start, as Unicorn's own hook wrapper does.
 
     def _reader(self, name, device):
-        traps = device.traps
+        traps, uc = device.traps, self.uc
 
-        def read(uc, offset, size, user_data):
-            traps[offset, size, False] += 1
-            value = device.read(offset, size)
-            if self.tracer is not None:
-                self.tracer.mmio(name, device, offset, size, value, is_write=False)
-            return value
-        return read
+        def read(handle, offset, size, user_data):
+            try:
+                traps[offset, size, False] += 1
+                value = device.read(offset, size)
+                if self.tracer is not None:
+                    self.tracer.mmio(name, device, offset, size, value, is_write=False)
+                return value
+            except BaseException as error:
+                _stop_with(uc, error)
+                return 0
+        return _binding.MMIO_READ_CFUNC(read)
 
     def _writer(self, name, device):
-        traps = device.traps
+        traps, uc = device.traps, self.uc
 
-        def write(uc, offset, size, value, user_data):
-            traps[offset, size, True] += 1
-            if self.tracer is not None:
-                self.tracer.mmio(name, device, offset, size, value, is_write=True)
-            device.write(offset, size, value)
-        return write
+        def write(handle, offset, size, value, user_data):
+            try:
+                traps[offset, size, True] += 1
+                if self.tracer is not None:
+                    self.tracer.mmio(name, device, offset, size, value, is_write=True)
+                device.write(offset, size, value)
+            except BaseException as error:
+                _stop_with(uc, error)
+        return _binding.MMIO_WRITE_CFUNC(write)
+
+
+def _stop_with(uc, error):
+    if uc._hook_exception is None:
+        uc._hook_exception = error
+    uc.emu_stop()
