@@ -14,22 +14,25 @@ DEFAULT_FIRMWARE = "hello"
 
 
 def firmware_path(name):
-    """A path as given, or the name of a built-in image (hello -> hello.elf)."""
+    """A path as given, or the name of a built-in image (hello -> hello.elf).
+
+    Built-in images are installed as the package data minivm.firmware; in a
+    source tree that was never installed they are in firmware/ beside minivm/.
+    """
     import os
     if os.path.sep in name or os.path.exists(name):
         return name
-    from importlib import resources
+    import importlib.util   # lighter than importlib.resources: start-up time counts
     image = name if name.endswith(".elf") else f"{name}.elf"
-    try:
-        candidate = resources.files("minivm.firmware") / image
-    except ModuleNotFoundError:
-        candidate = None
-    if candidate is not None and candidate.is_file():
-        return str(candidate)
-    # Running from a source tree that was not installed: firmware/ is beside minivm/.
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
-    local = os.path.join(here, image)
-    return local if os.path.exists(local) else name
+    spec = importlib.util.find_spec("minivm.firmware")
+    folders = list(spec.submodule_search_locations) if spec else []
+    folders.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "firmware"))
+    for folder in folders:
+        candidate = os.path.join(folder, image)
+        if os.path.isfile(candidate):
+            return candidate
+    return name
 
 
 def build_parser():

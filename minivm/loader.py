@@ -6,18 +6,20 @@ The symbol table is kept so the trace and the debugger can say `main+0x14`
 instead of 0x80000054.
 """
 import bisect
-from dataclasses import dataclass, field
+from collections import namedtuple
 
+from minivm import elfcache as cache
 from minivm.errors import MinivmError
 
 EM_RISCV = 243
 
 
-@dataclass
 class Symbols:
     """Function and object symbols, for turning addresses into names."""
-    addresses: list = field(default_factory=list)   # sorted start addresses
-    entries: list = field(default_factory=list)     # (address, size, name), same order
+
+    def __init__(self):
+        self.addresses = []   # sorted start addresses
+        self.entries = []     # (address, size, name), in the same order
 
     def add(self, address, size, name):
         index = bisect.bisect(self.addresses, address)
@@ -42,48 +44,46 @@ class Symbols:
         return None
 
 
-@dataclass
-class Segment:
-    address: int
-    data: bytes
-    memory_size: int
-    header_bytes: int = 0   # how many leading bytes are the ELF and program headers
+# header_bytes: how many leading bytes of the segment are the ELF and program headers
+Segment = namedtuple("Segment", "address data memory_size header_bytes")
 
-
-@dataclass
-class Program:
-    path: str
-    xlen: int               # 64 or 32
-    entry: int
-    segments: list
-    symbols: Symbols
+# xlen: 64 or 32; segments: a list of Segment; symbols: Symbols
+Program = namedtuple("Program", "path xlen entry segments symbols")
 
 
 def read_program(path):
     """Parse an ELF file: its loadable segments, entry point and symbols."""
+    try:
+        with open(path, "rb") as stream:
+            image = stream.read()
+    except OSError as error:
+        raise MinivmError(f"{path}: {error.strerror}") from None
+    if image[:4] != b"\x7fELF":
+        raise MinivmError(f"{path}: not an ELF file")
+    cached = cache.load(image)
+    if cached is not None:
+        return Program(str(path), *cached)
+    xlen, entry, segments, symbols = _parse(path, image)
+    cache.store(image, (xlen, entry, segments, symbols))
+    return Program(str(path), xlen, entry, segments, symbols)
+
+
+def _parse(path, image):
+    import io
+
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
     try:
-        with open(path, "rb") as stream:
-            if stream.read(4) != b"\x7fELF":
-                raise MinivmError(f"{path}: not an ELF file")
-            stream.seek(0)
-            elf = ELFFile(stream)
-            if elf["e_machine"] != "EM_RISCV":
-                raise MinivmError(f"{path}: ELF for {elf['e_machine']}, not RISC-V")
-            xlen = elf.elfclass
-            segments = _loadable_segments(elf)
-            symbols = _symbols(elf)
-            entry = elf["e_entry"]
-    except OSError as error:
-        raise MinivmError(f"{path}: {error.strerror}") from None
+        elf = ELFFile(io.BytesIO(image))
+        if elf["e_machine"] != "EM_RISCV":
+            raise MinivmError(f"{path}: ELF for {elf['e_machine']}, not RISC-V")
+        return elf.elfclass, elf["e_entry"], _loadable_segments(elf, path), _symbols(elf)
     except (ELFError, ValueError, KeyError) as error:  # pyelftools on a damaged file
         raise MinivmError(f"{path}: damaged ELF file ({error})") from None
-    return Program(str(path), xlen, entry, segments, symbols)
 
 
-def _loadable_segments(elf):
+def _loadable_segments(elf, path):
     headers_end = max(elf["e_ehsize"], elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"])
     segments = []
     for segment in elf.iter_segments():
@@ -93,7 +93,7 @@ def _loadable_segments(elf):
         segments.append(Segment(segment["p_paddr"], segment.data(), segment["p_memsz"],
                                 min(header_bytes, segment["p_filesz"])))
     if not segments:
-        raise MinivmError("ELF file has no loadable segment")
+        raise MinivmError(f"{path}: ELF file has no loadable segment")
     return segments
 
 

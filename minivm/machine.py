@@ -13,7 +13,7 @@ The run loop is the heart of a hypervisor, so it is kept short:
 """
 import os
 import sys
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from minivm.bus import Bus, Ram
 from minivm.cpu import ExitReason, Vcpu
@@ -23,11 +23,8 @@ from minivm.errors import MinivmError
 from minivm.loader import load_program, read_program
 
 
-@dataclass(frozen=True)
-class MapEntry:
-    base: int
-    size: int       # RAM's size is chosen per machine (--memory)
-    irq: int = None
+# size is None for RAM: each machine chooses its own (--memory).
+MapEntry = namedtuple("MapEntry", "base size irq", defaults=(None,))
 
 
 # The physical memory map, laid out as on QEMU's `virt` board
@@ -47,14 +44,28 @@ EXIT_GUEST_ERROR = 125     # the guest did something no machine can recover from
 EXIT_INTERRUPTED = 130     # Ctrl-C (128 + SIGINT)
 
 
-@dataclass
 class RunResult:
-    exit_code: int
-    reason: ExitReason
-    output: bytes = b""          # what the guest printed, when not sent to a stream
-    instructions: int = None     # guest instructions run, when they were counted
-    message: str = ""            # why the run ended, for runs that did not finish cleanly
-    stats: dict = field(default_factory=dict)
+    """How a run ended.
+
+    exit_code     the finisher's code, or EXIT_LIMIT / EXIT_GUEST_ERROR / EXIT_INTERRUPTED
+    reason        the ExitReason of the last exit
+    output        what the guest printed, when it was not sent to a stream
+    instructions  guest instructions run, when they were counted (else None)
+    message       why the run ended, for runs that did not finish cleanly
+    stats         traps per device and register (Machine.stats())
+    """
+
+    def __init__(self, exit_code, reason, output=b"", instructions=None, message="",
+                 stats=None):
+        self.exit_code = exit_code
+        self.reason = reason
+        self.output = output
+        self.instructions = instructions
+        self.message = message
+        self.stats = stats or {}
+
+    def __repr__(self):
+        return f"RunResult(exit_code={self.exit_code}, reason={self.reason.name})"
 
 
 def parse_memory(text):
@@ -84,13 +95,28 @@ class Console:
         if self.stream is None:
             self.captured += data
             return
-        self.stream.write(data)
-        if b"\n" in data:   # line-buffered: output appears as the guest writes lines
-            self.stream.flush()
+        try:
+            self.stream.write(data)
+            if b"\n" in data:   # line-buffered: output appears as the guest writes lines
+                self.stream.flush()
+        except BrokenPipeError:
+            self._reader_went_away()
 
     def flush(self):
         if self.stream is not None:
-            self.stream.flush()
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_went_away()
+
+    def _reader_went_away(self):
+        # `minivm run | head` closes the pipe early; like a real serial line
+        # with nobody listening, the guest's bytes are dropped from then on.
+        self.stream = open(os.devnull, "wb")
+        try:
+            os.dup2(self.stream.fileno(), sys.stdout.fileno())  # quiet interpreter exit
+        except (OSError, ValueError):
+            pass
 
 
 class Machine:
@@ -234,8 +260,9 @@ class Machine:
         report = {}
         for name, device in self.devices.items():
             registers = {}
-            for (offset, size, is_write), count in sorted(device.traps.items()):
-                key = f"{device.register_name(offset, is_write)} {'write' if is_write else 'read'}"
+            for (offset, size, is_write, bank), count in sorted(device.traps.items()):
+                register = device.register_name(offset, is_write, bank)
+                key = f"{register} {'write' if is_write else 'read'}"
                 registers[key] = registers.get(key, 0) + count
             report[name] = {"traps": device.trap_count(), "bytes": device.bytes_moved(),
                             "registers": registers}

@@ -8,7 +8,7 @@ see it, and hands it to the device model:
 
     guest `sb a0, 0(a5)`  ->  Unicorn mmio callback  ->  Bus  ->  device.write(offset, size, value)
 """
-from dataclasses import dataclass
+from collections import namedtuple
 
 from unicorn.unicorn_py3 import unicorn as _binding
 
@@ -17,14 +17,8 @@ from minivm.errors import MinivmError
 PAGE = 4096
 
 
-@dataclass(frozen=True)
-class Region:
-    name: str
-    base: int
-    size: int
-    kind: str            # "ram" or "mmio"
-    device: object = None
-    irq: int = None
+class Region(namedtuple("Region", "name base size kind device irq", defaults=(None, None))):
+    """A range of guest physical addresses; kind is "ram" or "mmio"."""
 
     @property
     def end(self):
@@ -86,7 +80,7 @@ class Bus:
 
         def read(handle, offset, size, user_data):
             try:
-                traps[offset, size, False] += 1
+                traps[offset, size, False, device.bank] += 1
                 value = device.read(offset, size)
                 if self.tracer is not None:
                     self.tracer.mmio(name, device, offset, size, value, is_write=False)
@@ -101,7 +95,7 @@ class Bus:
 
         def write(handle, offset, size, value, user_data):
             try:
-                traps[offset, size, True] += 1
+                traps[offset, size, True, device.bank] += 1
                 if self.tracer is not None:
                     self.tracer.mmio(name, device, offset, size, value, is_write=True)
                 device.write(offset, size, value)

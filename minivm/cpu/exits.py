@@ -5,7 +5,7 @@ something only the host can handle; then it "exits" with a reason and the
 host handles it.
 """
 import enum
-from dataclasses import dataclass
+from collections import namedtuple
 
 
 class ExitReason(enum.Enum):
@@ -22,11 +22,10 @@ class ExitReason(enum.Enum):
     INTERRUPTED = "INTERRUPTED"  # the user pressed Ctrl-C
 
 
-@dataclass(frozen=True)
-class Exit:
-    reason: ExitReason
-    pc: int
-    code: int = 0           # FINISH: the exit status the guest asked for
-    address: int = 0        # BUS_ERROR: the address; TRAP: tval
-    cause: int = 0          # TRAP: the exception cause number
-    access: str = ""        # BUS_ERROR: "read", "write" or "fetch"
+# One exit: why, where (pc), and the details some reasons carry:
+#   code     FINISH: the exit status the guest asked for
+#   address  BUS_ERROR: the address; TRAP: tval
+#   cause    TRAP: the exception cause number
+#   access   BUS_ERROR: "read", "write" or "fetch"
+# (namedtuple rather than a dataclass: importing dataclasses costs start-up time.)
+Exit = namedtuple("Exit", "reason pc code address cause access", defaults=(0, 0, 0, ""))

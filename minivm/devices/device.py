@@ -10,10 +10,14 @@ from collections import Counter
 class Device:
     size = 0x1000        # bytes of address space the region takes
     REGISTERS = {}       # offset -> register name, for the trace and --stats
+    # Some devices show different registers at one offset depending on a
+    # mode bit (the 16550's DLAB).  `bank` names the current mode, so a trap
+    # counted now is still reported under the right register later.
+    bank = 0
 
     def __init__(self):
-        # Traps taken, keyed by (offset, access size, is_write).  The bus
-        # counts; the device owns the numbers.
+        # Traps taken, keyed by (offset, access size, is_write, bank).  The
+        # bus counts; the device owns the numbers.
         self.traps = Counter()
 
     def read(self, offset, size):
@@ -25,8 +29,8 @@ class Device:
     def reset(self):
         pass
 
-    def register_name(self, offset, is_write):
-        """The register a guest access at `offset` reaches, by its datasheet name."""
+    def register_name(self, offset, is_write, bank=None):
+        """The register an access at `offset` reaches (in `bank`, default: now)."""
         return self.REGISTERS.get(offset, f"+0x{offset:x}")
 
     def describe(self, offset, value, is_write):
@@ -37,4 +41,4 @@ class Device:
         return sum(self.traps.values())
 
     def bytes_moved(self):
-        return sum(size * count for (_, size, _), count in self.traps.items())
+        return sum(size * count for (_, size, _, _), count in self.traps.items())

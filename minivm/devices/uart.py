@@ -97,6 +97,7 @@ class Uart16550(Device):
     def reset(self):
         self.ier = 0
         self.lcr = 0
+        self.bank = 0          # DLAB: which registers offsets 0 and 1 reach
         self.mcr = RESET_MCR
         self.lsr = LSR_THRE | LSR_TEMT
         self.msr = MSR_NO_MODEM
@@ -147,14 +148,16 @@ class Uart16550(Device):
             self._write_fcr(value)
         elif offset == LCR:
             self.lcr = value
+            self.bank = value & LCR_DLAB
         elif offset == MCR:
             self.mcr = value & MCR_MASK
         elif offset == SCR:
             self.scr = value
         # LSR and MSR are read-only on the 16550; writes are ignored.
 
-    def register_name(self, offset, is_write):
-        if self.lcr & LCR_DLAB and offset in (DLL, DLM):
+    def register_name(self, offset, is_write, bank=None):
+        dlab = self.bank if bank is None else bank
+        if dlab and offset in (DLL, DLM):
             return "DLL" if offset == DLL else "DLM"
         names = WRITE_NAMES if is_write else READ_NAMES
         return names.get(offset, f"+0x{offset:x}")
@@ -171,8 +174,10 @@ class Uart16550(Device):
         taken = 0
         for byte in data:
             if len(self.rx_fifo) >= self._rx_capacity():
-                self.lsr |= LSR_OE   # the byte is lost, as on the real chip
-                break
+                self.lsr |= LSR_OE
+                if self.fcr & FCR_ENABLE:
+                    break             # a full FIFO drops the new byte
+                self.rx_fifo.clear()  # without FIFO the new byte overwrites RBR
             self.rx_fifo.append(byte)
             taken += 1
         if taken:

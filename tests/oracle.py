@@ -1,0 +1,54 @@
+"""QEMU as the conformance oracle.
+
+Each firmware image's UART output and exit status on QEMU `virt` are kept in
+tests/golden/ (NAME.out: the exact bytes, NAME.exit: the status), so the tests
+can compare minivm with QEMU on any machine.  `python tests/update_golden.py`
+regenerates them; test_conformance.py checks them live when QEMU is here.
+"""
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+QEMU_TIMEOUT = 120
+
+
+def images():
+    """Every committed firmware image."""
+    return sorted(FIRMWARE.glob("*.elf"))
+
+
+def elf_class(path):
+    """32 or 64, from the ELF identification bytes."""
+    return 32 if path.read_bytes()[4] == 1 else 64
+
+
+def qemu_binary(path):
+    return f"qemu-system-riscv{elf_class(path)}"
+
+
+def have_qemu(path=None):
+    return shutil.which(qemu_binary(path) if path else "qemu-system-riscv64") is not None
+
+
+def run_qemu(path):
+    """(output bytes, exit status) of the image on QEMU `virt`."""
+    command = [qemu_binary(path), "-M", "virt", "-m", "128M", "-bios", "none",
+               "-kernel", str(path), "-nographic", "-monitor", "none"]
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=QEMU_TIMEOUT)
+    return done.stdout, done.returncode
+
+
+def golden(path):
+    """(output bytes, exit status) recorded from QEMU for this image."""
+    name = path.stem
+    return ((GOLDEN / f"{name}.out").read_bytes(),
+            int((GOLDEN / f"{name}.exit").read_text()))
+
+
+def write_golden(path, output, status):
+    (GOLDEN / f"{path.stem}.out").write_bytes(output)
+    (GOLDEN / f"{path.stem}.exit").write_text(f"{status}\n")

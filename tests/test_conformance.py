@@ -1,0 +1,29 @@
+"""minivm against QEMU `virt`: same firmware, same UART bytes, same exit status."""
+import pytest
+
+import oracle
+from conftest import needs_qemu
+from minivm.machine import Machine
+
+IMAGES = oracle.images()
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda p: p.stem)
+def test_minivm_matches_golden(image):
+    expected_output, expected_status = oracle.golden(image)
+    result = Machine(image).run()
+    assert result.output == expected_output
+    assert result.exit_code == expected_status
+
+
+@needs_qemu
+@pytest.mark.parametrize("image", IMAGES, ids=lambda p: p.stem)
+def test_golden_files_are_current(image):
+    # The golden files are what QEMU prints today; regenerate them with
+    # tests/update_golden.py if this fails after a firmware change.
+    assert oracle.run_qemu(image) == oracle.golden(image)
+
+
+def test_every_image_has_golden_files():
+    for image in IMAGES:
+        assert (oracle.GOLDEN / f"{image.stem}.out").exists(), image.name
