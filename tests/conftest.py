@@ -9,14 +9,28 @@ import oracle
 FIRMWARE = oracle.FIRMWARE
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_elf_cache(tmp_path_factory):
+    # Keep the tests' parsed-ELF cache out of the user's ~/.cache (and let
+    # every test session start cold); subprocesses inherit the variable.
+    import os
+    os.environ["MINIVM_CACHE_DIR"] = str(tmp_path_factory.mktemp("elf-cache"))
+
+
 def firmware(name):
     return FIRMWARE / f"{name}.elf"
 
 
-def minivm(*args, input=None, timeout=120):
-    """Run the minivm command line as a user would; returns CompletedProcess (bytes)."""
+def minivm(*args, input=None, timeout=120, env=None):
+    """Run the minivm command line as a user would; returns CompletedProcess (bytes).
+
+    It runs in the tests' own folder (no minivm/ there), so `python -m minivm`
+    is the installed package, as it is for a user, not the source tree.
+    """
+    import os
     return subprocess.run([sys.executable, "-m", "minivm", *map(str, args)],
-                          input=input, capture_output=True, timeout=timeout)
+                          input=input, capture_output=True, timeout=timeout,
+                          cwd=os.path.dirname(__file__), env=env)
 
 
 def needs(program, package):

@@ -117,3 +117,20 @@ def move_first_load_segment(elf, new_address):
             struct.pack_into("<QQ", data, entry + 16, new_address, new_address)
             return bytes(data)
     raise AssertionError("no PT_LOAD segment")
+
+
+def test_ctrl_c_stops_a_guest_spinning_inside_unicorn():
+    # spin never leaves JIT-compiled code, so Python's own signal handling
+    # alone would never run: the interrupt thread must stop the vCPU.
+    import signal
+    import subprocess
+    import sys
+    import time
+    process = subprocess.Popen([sys.executable, "-m", "minivm", "run", "spin"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline() == b"spinning forever\n"
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert stderr.decode() == "minivm: interrupted\n"
