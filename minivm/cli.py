@@ -78,6 +78,9 @@ def main(argv=None):
     except MinivmError as error:
         print(f"minivm: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl-C outside the guest (loading, printing)
+        print("minivm: interrupted", file=sys.stderr)
+        return 130
 
 
 def command_run(args):
