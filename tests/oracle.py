@@ -38,18 +38,24 @@ def have_qemu(path=None):
     return shutil.which(qemu_binary(path) if path else "qemu-system-riscv64") is not None
 
 
+def golden_input(path):
+    """The bytes typed into the UART for this image (tests/golden/NAME.in), or b""."""
+    given = GOLDEN / f"{path.stem}.in"
+    return given.read_bytes() if given.exists() else b""
+
+
 def run_qemu(path):
     """(output bytes, exit status) of the image on QEMU `virt`."""
     command = [qemu_binary(path), "-M", "virt", "-m", "128M", "-bios", "none",
                "-kernel", str(path), "-nographic", "-monitor", "none"]
     if path.stem in RUNAWAY:
         try:
-            subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+            subprocess.run(command, input=golden_input(path), capture_output=True,
                            timeout=RUNAWAY_SECONDS)
         except subprocess.TimeoutExpired as stopped:
             return stopped.stdout or b"", "runaway"
         raise AssertionError(f"{path.name} was expected to run forever on QEMU")
-    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+    done = subprocess.run(command, input=golden_input(path), capture_output=True,
                           timeout=QEMU_TIMEOUT)
     return done.stdout, done.returncode
 
