@@ -73,4 +73,127 @@ static inline void __attribute__((noreturn)) finish(uint32_t status)
         ;
 }
 
+/* The CLINT and PLIC registers below are 32 bits wide (mtime, mtimecmp: 64). */
+static inline uint32_t mmio_read32(uintptr_t addr)
+{
+    return *(volatile uint32_t *)addr;
+}
+
+/*
+ * CLINT: software and timer interrupts of hart 0.  mtime counts up at
+ * 10 MHz on QEMU `virt`; machine timer interrupt pending (mip.MTIP) is
+ * mtime >= mtimecmp.  Both registers are 64 bits wide.
+ */
+#define CLINT_BASE      0x02000000UL
+#define CLINT_MSIP      0x0000  /* bit 0: machine software interrupt pending */
+#define CLINT_MTIMECMP  0x4000  /* hart 0's compare register */
+#define CLINT_MTIME     0xbff8  /* the timer itself */
+#define CLINT_TICKS_PER_SEC 10000000u
+
+static inline uint64_t clint_mtime(void)
+{
+#if __riscv_xlen == 64
+    return *(volatile uint64_t *)(CLINT_BASE + CLINT_MTIME);
+#else
+    /* Two 32-bit halves: read high, low, high again until the high half
+     * did not change in between (the low half wrapped). */
+    uint32_t hi, lo;
+    do {
+        hi = mmio_read32(CLINT_BASE + CLINT_MTIME + 4);
+        lo = mmio_read32(CLINT_BASE + CLINT_MTIME);
+    } while (hi != mmio_read32(CLINT_BASE + CLINT_MTIME + 4));
+    return ((uint64_t)hi << 32) | lo;
+#endif
+}
+
+/* Arm the timer; clint_set_mtimecmp(CLINT_NEVER) disarms it (clears MTIP). */
+#define CLINT_NEVER     UINT64_MAX
+
+static inline void clint_set_mtimecmp(uint64_t when)
+{
+#if __riscv_xlen == 64
+    *(volatile uint64_t *)(CLINT_BASE + CLINT_MTIMECMP) = when;
+#else
+    /* The privileged spec's sequence: the low half goes to all ones first,
+     * so no mix of old and new halves is ever smaller than either value. */
+    mmio_write32(CLINT_BASE + CLINT_MTIMECMP, UINT32_MAX);
+    mmio_write32(CLINT_BASE + CLINT_MTIMECMP + 4, (uint32_t)(when >> 32));
+    mmio_write32(CLINT_BASE + CLINT_MTIMECMP, (uint32_t)when);
+#endif
+}
+
+/*
+ * PLIC: routes device interrupt lines (UART0 is line 10) to harts.  Each
+ * hart privilege level is a "context" with its own enable bits, priority
+ * threshold and claim/complete register.  A line interrupts a context when
+ * it is pending, enabled there, and its priority is above the threshold.
+ */
+#define PLIC_BASE       0x0c000000UL
+#define PLIC_PRIORITY(irq)      (PLIC_BASE + 4 * (irq))         /* 0 = never */
+#define PLIC_PENDING            (PLIC_BASE + 0x1000)            /* one bit per line */
+#define PLIC_ENABLE(ctx)        (PLIC_BASE + 0x2000 + 0x80 * (ctx))
+#define PLIC_THRESHOLD(ctx)     (PLIC_BASE + 0x200000 + 0x1000 * (ctx))
+#define PLIC_CLAIM(ctx)         (PLIC_BASE + 0x200004 + 0x1000 * (ctx)) /* read: claim, write: complete */
+#define PLIC_CTX_M      0       /* hart 0, M-mode */
+#define PLIC_CTX_S      1       /* hart 0, S-mode */
+#define UART0_IRQ       10
+
+/*
+ * Control and status registers.  csr_read(mstatus), csr_write(mtvec, x),
+ * csr_set(mie, bits), csr_clear(mie, bits): the CSR is named, not numbered.
+ */
+#define csr_read(csr) ({                                        \
+    uintptr_t value_;                                           \
+    __asm__ volatile("csrr %0, " #csr : "=r"(value_));          \
+    value_; })
+#define csr_write(csr, value)                                   \
+    __asm__ volatile("csrw " #csr ", %0" :: "rK"((uintptr_t)(value)) : "memory")
+#define csr_set(csr, bits)                                      \
+    __asm__ volatile("csrs " #csr ", %0" :: "rK"((uintptr_t)(bits)) : "memory")
+#define csr_clear(csr, bits)                                    \
+    __asm__ volatile("csrc " #csr ", %0" :: "rK"((uintptr_t)(bits)) : "memory")
+
+static inline void wfi(void)
+{
+    __asm__ volatile("wfi" ::: "memory");
+}
+
+/* Privilege levels, as in mstatus.MPP. */
+#define PRV_U           0
+#define PRV_S           1
+#define PRV_M           3
+
+/* mstatus and sstatus bits */
+#define MSTATUS_SIE     (1UL << 1)      /* S-mode interrupts enabled */
+#define MSTATUS_MIE     (1UL << 3)      /* M-mode interrupts enabled */
+#define MSTATUS_SPIE    (1UL << 5)      /* SIE before the last trap into S */
+#define MSTATUS_MPIE    (1UL << 7)      /* MIE before the last trap into M */
+#define MSTATUS_SPP     (1UL << 8)      /* privilege before the last trap into S */
+#define MSTATUS_MPP     (3UL << 11)     /* privilege before the last trap into M */
+#define MSTATUS_MPP_SHIFT 11
+
+/* mie and mip bits: interrupt numbers as in mcause */
+#define IRQ_M_SOFT      3
+#define IRQ_M_TIMER     7
+#define IRQ_M_EXT       11
+#define MIE_MTIE        (1UL << IRQ_M_TIMER)
+#define MIE_MEIE        (1UL << IRQ_M_EXT)
+#define MIP_MTIP        (1UL << IRQ_M_TIMER)
+
+/* mcause: the top bit says interrupt, the rest is the number. */
+#define CAUSE_INTERRUPT         (1UL << (__riscv_xlen - 1))
+#define CAUSE_FETCH_ACCESS      1
+#define CAUSE_ILLEGAL           2
+#define CAUSE_BREAKPOINT        3
+#define CAUSE_LOAD_MISALIGNED   4       /* QEMU 7.2: misaligned AMOs too */
+#define CAUSE_LOAD_ACCESS       5
+#define CAUSE_STORE_MISALIGNED  6       /* also AMOs */
+#define CAUSE_STORE_ACCESS      7       /* also AMOs */
+#define CAUSE_ECALL_U           8
+#define CAUSE_ECALL_S           9
+#define CAUSE_ECALL_M           11
+#define CAUSE_FETCH_PAGE        12
+#define CAUSE_LOAD_PAGE         13
+#define CAUSE_STORE_PAGE        15
+
 #endif

@@ -52,6 +52,9 @@ def build_parser():
     run.add_argument("--trace-file", metavar="PATH", help="write the trace to PATH")
     run.add_argument("--stats", action="store_true",
                      help="print traps per device and per register at exit")
+    run.add_argument("--input", metavar="FILE",
+                     help="bytes to type into the UART (default: stdin; in a "
+                          "terminal, keys as you type them, Ctrl-A X quits)")
 
     info = commands.add_parser("info", help="show the machine: memory map, versions")
     info.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE)
@@ -94,9 +97,12 @@ def command_run(args):
             raise MinivmError(f"{args.trace_file}: {error.strerror}")
     elif args.trace:
         trace = sys.stderr
+    from minivm.console import input_from
+    source = input_from(args.input, sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
-                      max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer)
-    with stop_on_interrupt(machine.vcpu):
+                      max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer,
+                      input=source)
+    with stop_on_interrupt(machine.vcpu), terminal_mode(source):
         result = machine.run()
     sys.stdout.flush()
     if trace is not None and trace is not sys.stderr:
@@ -123,6 +129,12 @@ def command_info(args):
     print(f"unicorn {unicorn.__version__}, capstone {capstone.__version__}")
     print(f"virtqueue and instruction clock: {describe()}")
     return 0
+
+
+def terminal_mode(source):
+    """Raw keys while the guest runs, when the input is a terminal."""
+    import contextlib
+    return source if getattr(source, "interactive", False) else contextlib.nullcontext()
 
 
 class stop_on_interrupt:

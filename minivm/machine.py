@@ -12,31 +12,46 @@ The run loop is the heart of a hypervisor, so it is kept short:
         if result: return result
 """
 import os
-import sys
 from collections import namedtuple
 
 from minivm.bus import Bus, Ram
-from minivm.cpu import ExitReason, Vcpu
+from minivm.console import ByteInput, Console
+from minivm.cpu import Exit, ExitReason, Vcpu, traps
+from minivm.devices.clint import INSTRUCTIONS_PER_TICK, Clint
 from minivm.devices.finisher import Finisher
+from minivm.devices.plic import Plic
 from minivm.devices.uart import Uart16550
 from minivm.errors import MinivmError
 from minivm.loader import load_program, read_program
 
-
 # size is None for RAM: each machine chooses its own (--memory).
 MapEntry = namedtuple("MapEntry", "base size irq", defaults=(None,))
-
 
 # The physical memory map, laid out as on QEMU's `virt` board
 # (hw/riscv/virt.c, virt_memmap[]) so the same firmware runs on both.
 MEMORY_MAP = {
     "finisher": MapEntry(0x0010_0000, 0x1000),
+    "clint":    MapEntry(0x0200_0000, 0x10000),
+    "plic":     MapEntry(0x0C00_0000, 0x600000),
     "uart0":    MapEntry(0x1000_0000, 0x100, irq=10),
     "ram":      MapEntry(0x8000_0000, None),
 }
 
+# PLIC contexts and the mip bit each one drives (hart 0 only).
+PLIC_CONTEXT_INTERRUPTS = {0: traps.MEI, 1: traps.SEI}
+
 DEFAULT_MEMORY = 128 << 20
 MAX_MEMORY = 16 << 30
+
+# Input reaches the UART at 115200 baud, 10 bits a byte, in virtual time.
+INPUT_BYTE_INSTRUCTIONS = 10_000_000 * INSTRUCTIONS_PER_TICK // 11_520
+# An interrupt that is pending but masked must be taken as soon as the guest
+# unmasks it, with a CSR write (or mret) that Unicorn runs without telling
+# the host.  Those instructions end a translation block, so the host looks
+# again at every block boundary for a while after the interrupt arrives (or
+# the guest wakes from wfi with it waiting), then every POLL instructions.
+MASKED_INTERRUPT_WATCH_BLOCKS = 64
+MASKED_INTERRUPT_POLL = 100_000
 
 # Exit statuses for runs the guest did not end through the finisher.
 EXIT_LIMIT = 124           # --max-insns reached (as timeout(1) uses 124)
@@ -84,50 +99,16 @@ def parse_memory(text):
     return size
 
 
-class Console:
-    """Where the UART's transmitted bytes go: a stream, or kept in memory."""
-
-    def __init__(self, stream=None):
-        self.stream = stream
-        self.captured = bytearray()
-
-    def write(self, data):
-        if self.stream is None:
-            self.captured += data
-            return
-        try:
-            self.stream.write(data)
-            if b"\n" in data:   # line-buffered: output appears as the guest writes lines
-                self.stream.flush()
-        except BrokenPipeError:
-            self._reader_went_away()
-
-    def flush(self):
-        if self.stream is not None:
-            try:
-                self.stream.flush()
-            except BrokenPipeError:
-                self._reader_went_away()
-
-    def _reader_went_away(self):
-        # `minivm run | head` closes the pipe early; like a real serial line
-        # with nobody listening, the guest's bytes are dropped from then on.
-        self.stream = open(os.devnull, "wb")
-        try:
-            os.dup2(self.stream.fileno(), sys.stdout.fileno())  # quiet interpreter exit
-        except (OSError, ValueError):
-            pass
-
-
 class Machine:
     def __init__(self, firmware, memory=DEFAULT_MEMORY, max_insns=None, trace=None,
-                 stdout=None):
+                 stdout=None, input=None):
         """Assemble a machine and load `firmware` (an ELF path).
 
         memory: RAM size in bytes or a string like "256M".  max_insns: stop
         after this many guest instructions.  trace: a text stream that gets
         one line per VM exit.  stdout: a binary stream for the UART output;
-        without one, output is kept and returned in the RunResult.
+        without one, output is kept and returned in the RunResult.  input:
+        bytes typed into the UART, or an input source from minivm.console.
         """
         self.program = read_program(os.fspath(firmware))
         memory = parse_memory(memory) if isinstance(memory, str) else memory
@@ -135,10 +116,17 @@ class Machine:
             raise MinivmError(f"bad memory size {memory}")
         self.max_insns = max_insns
         self.vcpu = Vcpu(self.program.xlen)
-        self.bus = Bus(self.vcpu.uc)
+        self.bus = Bus(self.vcpu)
         self.ram = Ram(MEMORY_MAP["ram"].base, memory)
-        self.console = Console(stdout)
+        if isinstance(input, (bytes, bytearray, str)):
+            input = ByteInput(input.encode() if isinstance(input, str) else input)
+        self.console = Console(stdout, input)
         self.devices = {}
+        self.uses_time = False          # the guest has looked at the clock
+        self.next_input = 0             # virtual time the UART takes its next byte
+        self.last_vector = None         # where the last trap sent the guest...
+        self.last_trap = None           # ...and why: (cause, epc, tval)
+        self.watch_blocks = 0           # block boundaries left to watch for an unmask
         self._assemble()
         self.tracer = None
         if trace is not None:
@@ -147,10 +135,19 @@ class Machine:
             self.bus.tracer = self.tracer
         self._boot()
 
+    # -- assembly: devices on the bus, interrupt lines wired ------------------------
+
     def _assemble(self):
         self.bus.add_ram("ram", self.ram)
         self._add_device("finisher", Finisher(on_finish=self._on_finish, on_reset=self._on_reset))
-        self._add_device("uart0", Uart16550(output=self.console.write))
+        self.clint = Clint(now=self._mtime, on_change=self._on_clint_change)
+        self._add_device("clint", self.clint)
+        self.plic = Plic(on_context=self._on_plic_context)
+        self._add_device("plic", self.plic)
+        uart_irq = MEMORY_MAP["uart0"].irq
+        self.uart = Uart16550(output=self.console.write,
+                              irq=lambda level: self.plic.set_level(uart_irq, level))
+        self._add_device("uart0", self.uart)
 
     def _add_device(self, name, device):
         entry = MEMORY_MAP[name]
@@ -165,19 +162,39 @@ class Machine:
         """What the finisher's 0x7777 does: devices to power-on state, reload, restart."""
         for device in self.devices.values():
             device.reset()
+        self.vcpu.privilege = traps.PRV_M
         self._boot()
 
-    # -- devices asking for the run loop ----------------------------------------
+    # -- what devices tell the board (during a guest access) ---------------------
 
     def _on_finish(self, status):
-        self.vcpu.request_exit(self._exit(ExitReason.FINISH, code=status))
+        self.vcpu.request_exit(Exit(ExitReason.FINISH, self.vcpu.pc, code=status))
 
     def _on_reset(self):
-        self.vcpu.request_exit(self._exit(ExitReason.RESET))
+        self.vcpu.request_exit(Exit(ExitReason.RESET, self.vcpu.pc))
 
-    def _exit(self, reason, **details):
-        from minivm.cpu.exits import Exit
-        return Exit(reason, self.vcpu.pc, **details)
+    def _mtime(self):
+        if not self.uses_time:
+            # The first look at the clock: from now on virtual time must
+            # advance, so the time counter must be attached (outside run()).
+            self.uses_time = True
+            self._request_service()
+        return self.vcpu.clocks.time.count // INSTRUCTIONS_PER_TICK
+
+    def _on_clint_change(self):
+        self.vcpu.set_interrupt_line(traps.MSI, self.clint.software_pending())
+        self.vcpu.set_interrupt_line(traps.MTI, self.clint.timer_pending())
+        self._request_service()
+
+    def _on_plic_context(self, context, level):
+        self.vcpu.set_interrupt_line(PLIC_CONTEXT_INTERRUPTS[context], level)
+        self.watch_blocks = MASKED_INTERRUPT_WATCH_BLOCKS
+        self._request_service()
+
+    def _request_service(self):
+        """Something changed that the run loop must look at (a deadline, an
+        interrupt): stop the guest after the current access."""
+        self.vcpu.request_exit(Exit(ExitReason.MMIO, self.vcpu.pc))
 
     # -- the run loop ------------------------------------------------------------
 
@@ -189,27 +206,40 @@ class Machine:
         continued by calling run() again with a larger one.
         """
         budget = self.max_insns if max_insns is None else max_insns
-        self._set_up_clock(budget)
+        self._set_up_instruction_count(budget)
+        self._prepare_next_run()
         while True:
             exit = self.vcpu.run()
             self.console.flush()
             result = self.handle(exit)
             if result is not None:
                 return result
+            self._prepare_next_run()
 
-    def _set_up_clock(self, budget):
-        # Count instructions only when something needs the count (DESIGN.md
-        # fact 6: counting costs ~4x): a budget, or the trace's insn column.
-        clock = self.vcpu.clock
+    def _set_up_instruction_count(self, budget):
+        # Count every instruction only when something needs the exact count
+        # (DESIGN.md fact 6: it costs ~4x): a budget, or the trace's column.
+        counter = self.vcpu.clocks.instructions
         if budget is not None or self.tracer is not None:
-            clock.set_limit(budget)
-            clock.attach()
+            counter.set_limit(budget)
+            counter.attach()
         else:
-            clock.detach()
+            counter.detach()
 
     def handle(self, exit):
         """Emulate what the exit asks for; a RunResult when the run is over."""
         reason = exit.reason
+        if reason is not ExitReason.TRAP:
+            self.last_vector = None        # the guest ran since the last trap entry
+        if reason is ExitReason.MMIO:
+            return None                    # a device asked for a look: done below
+        if reason is ExitReason.TRAP:
+            return self._handle_trap(exit)
+        if reason is ExitReason.TIMER:
+            self._advance_devices()
+            return None
+        if reason is ExitReason.HALT:
+            return self._handle_halt(exit)
         if reason is ExitReason.RESET:
             self._trace_exit(exit, "machine reset")
             self.reset()
@@ -217,22 +247,134 @@ class Machine:
         if reason is ExitReason.FINISH:
             return self._end(exit, exit.code, f"exit status {exit.code}")
         if reason is ExitReason.LIMIT:
-            return self._end(exit, EXIT_LIMIT,
-                             f"stopped after {self.vcpu.clock.count} instructions (--max-insns)")
-        if reason is ExitReason.INTERRUPTED:
-            return self._end(exit, EXIT_INTERRUPTED, "interrupted")
-        return self._end(exit, EXIT_GUEST_ERROR, self._describe_failure(exit))
+            count = self.vcpu.clocks.instructions.count
+            return self._end(exit, EXIT_LIMIT, f"stopped after {count} instructions (--max-insns)")
+        return self._end(exit, EXIT_INTERRUPTED, "interrupted")
 
-    def _describe_failure(self, exit):
-        where = self._where(exit.pc)
-        if exit.reason is ExitReason.BUS_ERROR:
-            return (f"bus error: guest {exit.access} at unmapped address "
-                    f"0x{exit.address:x} (pc {where})")
-        if exit.reason is ExitReason.TRAP:
-            return f"guest exception (cause {exit.cause}) at pc {where}"
-        if exit.reason is ExitReason.HALT:
-            return f"guest halted (wfi) with no interrupt source to wake it (pc {where})"
-        return f"guest stopped: {exit.reason.value} at pc {where}"
+    def _handle_trap(self, exit):
+        cause, epc, tval = exit.cause, exit.pc, exit.address
+        if self._emulate_time_read(cause, epc):
+            return None
+        name = traps.cause_name(cause)
+        if epc == self.last_vector:
+            first_cause, first_epc, first_tval = self.last_trap
+            mtvec = self.vcpu.read_csr(traps.UC_RISCV_REG_MTVEC)
+            return self._end(exit, EXIT_GUEST_ERROR,
+                             f"double fault: {name} at pc {self._where(epc)} (tval 0x{tval:x}) "
+                             f"entering the trap handler (mtvec 0x{mtvec:x}) for "
+                             f"{traps.cause_name(first_cause)} at pc {self._where(first_epc)} "
+                             f"(tval 0x{first_tval:x})")
+        vector = traps.take_trap(self.vcpu, cause, tval, epc)
+        self._trace_exit(exit, f"{name} (tval 0x{tval:x}) -> handler {self._where(vector)}")
+        self.last_vector, self.last_trap = vector, (cause, epc, tval)
+        return None
+
+    def _emulate_time_read(self, cause, epc):
+        """`csrr rd, time` is illegal on Unicorn (no timer behind it); on QEMU
+        `virt` it reads mtime.  Trap-and-emulate it: do the read, skip it."""
+        from minivm.cpu import isa
+        if cause != traps.ILLEGAL_INSTRUCTION:
+            return False
+        csr = isa.decode_csr_access(self.vcpu.instruction_at(epc))
+        if csr is None or csr.csr not in (isa.CSR_TIME, isa.CSR_TIMEH) or csr.rs1 != 0 \
+                or csr.funct3 not in (isa.CSRRS, isa.CSRRC):
+            return False
+        self.uses_time = True
+        mtime = self.clint.mtime
+        self.vcpu.set_x(csr.rd, mtime >> 32 if csr.csr == isa.CSR_TIMEH else mtime)
+        self.vcpu.pc = epc + 4
+        return True
+
+    def _handle_halt(self, exit):
+        """wfi: sleep until an interrupt is waiting, skipping virtual time."""
+        self.watch_blocks = MASKED_INTERRUPT_WATCH_BLOCKS
+        while not self.vcpu.interrupt_waiting():
+            deadline = self._next_deadline()
+            if deadline is None:
+                if self.console.input is not None and self.console.input.interactive:
+                    self._wait_for_key()
+                    continue
+                return self._end(exit, EXIT_GUEST_ERROR,
+                                 f"guest halted (wfi) with nothing that could wake it "
+                                 f"(pc {self._where(exit.pc)})")
+            time = self.vcpu.clocks.time
+            time.count = max(time.count, deadline)     # nothing runs meanwhile: skip ahead
+            self._advance_devices()
+        return None
+
+    def _prepare_next_run(self):
+        """Between two runs: take a due interrupt, and set the next deadline."""
+        self._advance_devices()
+        cause = self.vcpu.interrupt_due()
+        if cause is not None:
+            pc = self.vcpu.pc
+            vector = traps.take_trap(self.vcpu, cause, 0, pc, interrupt=True)
+            self.last_vector = None
+            if self.tracer is not None:
+                self.tracer.exit(Exit(ExitReason.TRAP, pc, cause=cause),
+                                 f"{traps.cause_name(cause, True)} -> handler {self._where(vector)}",
+                                 kind="IRQ")
+        self._arm_time()
+
+    # -- virtual time: the timer and the UART's input ---------------------------------
+
+    def _advance_devices(self):
+        """Bring devices up to the current virtual time."""
+        timer = self.clint.timer_pending()
+        if timer and not self.vcpu.machine_lines & (1 << traps.MTI):
+            self.watch_blocks = MASKED_INTERRUPT_WATCH_BLOCKS
+        self.vcpu.set_interrupt_line(traps.MTI, timer)
+        self._feed_input()
+
+    def _feed_input(self):
+        source = self.console.input
+        now = self.vcpu.clocks.time.count
+        if source is None or source.exhausted or now < self.next_input:
+            return
+        if self.uart.rx_room():
+            byte = source.next_byte()
+            if getattr(source, "quit_requested", False):
+                raise KeyboardInterrupt
+            if byte is not None:
+                self.uart.receive(bytes([byte]))
+        self.next_input = now + INPUT_BYTE_INSTRUCTIONS
+
+    def _wait_for_key(self):
+        byte = self.console.input.next_byte(wait=True)
+        if self.console.input.quit_requested:
+            raise KeyboardInterrupt
+        if byte is not None:
+            self.uart.receive(bytes([byte]))
+
+    def _next_deadline(self):
+        """The virtual time of the next event, or None if nothing is coming."""
+        now = self.vcpu.clocks.time.count
+        deadlines = []
+        ticks = self.clint.ticks_until_timer()
+        if ticks:
+            deadlines.append(now + ticks * INSTRUCTIONS_PER_TICK)
+        source = self.console.input
+        if source is not None and not source.exhausted:
+            deadlines.append(max(self.next_input, now + 1))
+        if self.vcpu.interrupt_waiting() and self.vcpu.interrupt_due() is None:
+            if self.watch_blocks:
+                self.watch_blocks -= 1
+                deadlines.append(now + 1)          # stop at the next block boundary
+            else:
+                deadlines.append(now + MASKED_INTERRUPT_POLL)
+        return min(deadlines, default=None)
+
+    def _arm_time(self):
+        """Attach the time counter while time matters, and set its next stop."""
+        time = self.vcpu.clocks.time
+        deadline = self._next_deadline()
+        if deadline is None and not self.uses_time:
+            time.detach()
+            return
+        time.set_limit(deadline)
+        time.attach()
+
+    # -- ending a run ---------------------------------------------------------------
 
     def _where(self, pc):
         symbol = self.program.symbols.lookup(pc)
@@ -241,11 +383,12 @@ class Machine:
     def _end(self, exit, exit_code, message):
         self._trace_exit(exit, message)
         clean = exit.reason is ExitReason.FINISH
+        counter = self.vcpu.clocks.instructions
         return RunResult(
             exit_code=exit_code,
             reason=exit.reason,
             output=bytes(self.console.captured),
-            instructions=self.vcpu.clock.count if self.vcpu.clock.attached else None,
+            instructions=counter.count if counter.attached else None,
             message="" if clean else message,
             stats=self.stats())
 
@@ -273,13 +416,18 @@ class Machine:
         return [(r.name, r.base, r.size, r.irq) for r in self.bus.regions]
 
 
-def print_stats(result, stream=sys.stderr):
+def print_stats(result, stream=None):
+    import sys
+
     from minivm.fastpath import describe
+    stream = stream or sys.stderr
     counted = (f"{result.instructions} instructions" if result.instructions is not None
                else "instructions not counted (free-running)")
     print(f"minivm stats: {counted}; {describe()}", file=stream)
     print(f"  {'device':<10} {'traps':>9} {'bytes':>9}  registers", file=stream)
     for name, numbers in result.stats.items():
+        if not numbers["traps"]:
+            continue
         registers = ", ".join(f"{key} {count}" for key, count in numbers["registers"].items())
         print(f"  {name:<10} {numbers['traps']:>9} {numbers['bytes']:>9}  {registers}",
               file=stream)

@@ -46,15 +46,15 @@ class Tracer:
         detail = f"{name}.{register:<6} {direction} 0x{value:0{size * 2}x}"
         self._line("MMIO", f"{detail} {note}".rstrip())
 
-    def exit(self, exit, detail):
-        self._line(exit.reason.value, detail, pc=exit.pc)
+    def exit(self, exit, detail, kind=None):
+        self._line(kind or exit.reason.value, detail, pc=exit.pc)
 
     def _line(self, kind, detail, pc=None):
         if pc is None:
             pc = self.vcpu.pc
         where = self.symbols.lookup(pc)
         instruction = self.disassembler.instruction(self._read_code, pc)
-        count = self.vcpu.clock.count
+        count = self.vcpu.clocks.instructions.count
         self.out.write(f"{count:>10}  0x{pc:0{self.pc_digits}x}  {where:<20} "
                        f"{instruction:<24} {kind:<6} {detail}\n")
 

@@ -28,8 +28,9 @@ def minivm(*args, input=None, timeout=120, env=None):
     is the installed package, as it is for a user, not the source tree.
     """
     import os
+    stdin = subprocess.DEVNULL if input is None else None   # never the developer's terminal
     return subprocess.run([sys.executable, "-m", "minivm", *map(str, args)],
-                          input=input, capture_output=True, timeout=timeout,
+                          input=input, stdin=stdin, capture_output=True, timeout=timeout,
                           cwd=os.path.dirname(__file__), env=env)
 
 

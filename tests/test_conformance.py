@@ -12,12 +12,13 @@ IMAGES = oracle.images()
 @pytest.mark.parametrize("image", IMAGES, ids=lambda p: p.stem)
 def test_minivm_matches_golden(image):
     expected_output, expected_status = oracle.golden(image)
+    typed = oracle.golden_input(image)
     if expected_status == "runaway":
-        result = Machine(image, max_insns=1_000_000).run()
+        result = Machine(image, max_insns=1_000_000, input=typed).run()
         assert result.reason is ExitReason.LIMIT
     else:
-        result = Machine(image).run()
-        assert result.exit_code == expected_status
+        result = Machine(image, input=typed).run()
+        assert result.exit_code == expected_status, result.message
     assert result.output == expected_output
 
 

@@ -106,10 +106,11 @@ def test_finisher_reset_reboots_and_keeps_ram():
     assert "RESET  machine reset" in trace
 
 
-def test_unmapped_access_ends_the_run_with_pc_and_address():
+def test_unmapped_access_without_a_handler_is_a_double_fault():
     result = Machine(firmware("hello"), memory=4096).run()
-    assert result.reason is ExitReason.BUS_ERROR
-    assert result.message.startswith("bus error: guest write at unmapped address 0x8001")
+    assert result.exit_code == 125
+    assert result.message.startswith("double fault: instruction access fault at pc 0x0")
+    assert "for store/AMO access fault at pc 0x80000" in result.message
 
 
 def test_overlapping_regions_are_refused():
@@ -130,6 +131,8 @@ def test_memory_map_matches_qemu_virt():
     machine = Machine(firmware("hello"), memory="256M")
     assert machine.memory_map() == [
         ("finisher", 0x0010_0000, 0x1000, None),
+        ("clint", 0x0200_0000, 0x10000, None),
+        ("plic", 0x0C00_0000, 0x600000, None),
         ("uart0", 0x1000_0000, 0x100, 10),
         ("ram", 0x8000_0000, 256 << 20, None),
     ]

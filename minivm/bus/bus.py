@@ -29,8 +29,9 @@ class Region(namedtuple("Region", "name base size kind device irq", defaults=(No
 
 
 class Bus:
-    def __init__(self, uc):
-        self.uc = uc
+    def __init__(self, vcpu):
+        self.vcpu = vcpu
+        self.uc = vcpu.uc
         self.regions = []
         self.tracer = None   # set by the machine when --trace is on
         self._callbacks = []
@@ -76,12 +77,13 @@ class Bus:
     # again from emu_start, as Unicorn's own hook wrapper does.
 
     def _reader(self, name, device):
-        traps, uc = device.traps, self.uc
+        traps, uc, vcpu = device.traps, self.uc, self.vcpu
 
         def read(handle, offset, size, user_data):
             try:
                 traps[offset, size, False, device.bank] += 1
                 value = device.read(offset, size)
+                vcpu.last_load = value     # in case the vCPU must finish this load itself
                 if self.tracer is not None:
                     self.tracer.mmio(name, device, offset, size, value, is_write=False)
                 return value

@@ -1,18 +1,27 @@
-"""The instruction clock: counts guest instructions, stops at a budget.
+"""The clocks: counting guest instructions, and stopping the guest on time.
 
-Counting is what makes a run deterministic (the count, not host time, says
-where the guest is) and what stops a runaway guest (--max-insns).  It costs:
-Unicorn calls a code hook before every instruction (DESIGN.md fact 6), so
-minivm attaches the counter only while something needs it (a budget, the
-trace) and lets the guest run free otherwise.
+Two counters, each a Unicorn hook that can also stop the guest at a limit:
 
-Two twins with the same semantics:
-  PyInstructionCounter   the specification, a Python hook (~1 MIPS)
-  _fastpath.InstructionCounter   the same hook in C (~200 MIPS)
+  instructions   a code hook, called before every instruction: the exact
+                 count, for --max-insns and the trace.  Costly (DESIGN.md
+                 fact 6): about 4x slower guest code.
+  time           a block hook, called before every translation block: the
+                 guest's virtual time, which drives the CLINT's mtime and
+                 every deadline (timer interrupts, UART input).  It advances
+                 by the instructions in each block as the block starts, so a
+                 deadline falls at the first block boundary at or after it.
+                 Cheaper: about 1.5x slower guest code.
+
+Both are deterministic: the same firmware and input give the same counts,
+so the same output and trace.  Each counter is attached only while
+something needs it; a guest that never uses time runs free, at full speed.
+
+Two twins with the same semantics: PyCounter (the specification, Python
+hooks, ~1 MIPS) and _fastpath.Counter (the same hooks in C).
 """
 import ctypes
 
-from unicorn import UC_HOOK_CODE
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
 from unicorn.unicorn_py3 import unicorn as _uc_binding
 
 from minivm.fastpath import fastpath
@@ -20,14 +29,14 @@ from minivm.fastpath import fastpath
 UNLIMITED = (1 << 64) - 1
 
 
-class PyInstructionCounter:
-    """Pure-Python twin of _fastpath.InstructionCounter."""
+class PyCounter:
+    """Pure-Python twin of _fastpath.Counter."""
 
     def __init__(self):
         self.count = 0
         self.limit = UNLIMITED
 
-    def hook(self, uc, address, size, user_data):
+    def count_instruction(self, uc, address, size, user_data):
         # Called before the instruction at `address` runs.  Stopping here
         # leaves pc at that instruction, not yet executed.
         if self.count >= self.limit:
@@ -35,23 +44,35 @@ class PyInstructionCounter:
             return
         self.count += 1
 
+    def count_block(self, uc, address, size, user_data):
+        # Called before a translation block of `size` bytes runs.
+        if self.count >= self.limit:
+            uc.emu_stop()
+            return
+        self.count += size >> 2
 
-class InstructionClock:
-    """Attaches a counter to a Unicorn core while counting is wanted."""
 
-    def __init__(self, uc):
+class HookedCounter:
+    """A counter that attaches itself to Unicorn as a code or block hook."""
+
+    def __init__(self, uc, per_block):
         self.uc = uc
+        self.per_block = per_block
         native = fastpath()
         if native is not None:
             emu_stop = ctypes.cast(_uc_binding.uclib.uc_emu_stop, ctypes.c_void_p).value
-            self.counter = native.InstructionCounter(emu_stop)
+            self.counter = native.Counter(emu_stop)
         else:
-            self.counter = PyInstructionCounter()
+            self.counter = PyCounter()
         self._hook = None
 
     @property
     def count(self):
         return self.counter.count
+
+    @count.setter
+    def count(self, value):
+        self.counter.count = value
 
     @property
     def attached(self):
@@ -60,34 +81,53 @@ class InstructionClock:
     def set_limit(self, limit):
         self.counter.limit = UNLIMITED if limit is None else limit
 
+    @property
+    def limit(self):
+        return self.counter.limit
+
     def limit_reached(self):
         return self.counter.count >= self.counter.limit
 
     def attach(self):
-        if self._hook is None:
-            if isinstance(self.counter, PyInstructionCounter):
-                self._hook = self.uc.hook_add(UC_HOOK_CODE, self.counter.hook)
-            else:
-                self._hook = self._add_native_hook()
+        if self._hook is not None:
+            return
+        kind = UC_HOOK_BLOCK if self.per_block else UC_HOOK_CODE
+        if isinstance(self.counter, PyCounter):
+            callback = self.counter.count_block if self.per_block else self.counter.count_instruction
+            self._hook = self.uc.hook_add(kind, callback)
+        else:
+            self._hook = self._add_native_hook(kind)
+        # Unicorn compiles hooks into translated code: drop what was
+        # translated without this one.
+        self.uc.ctl_flush_tb()
 
     def detach(self):
         if self._hook is None:
             return
-        if isinstance(self.counter, PyInstructionCounter):
+        if isinstance(self.counter, PyCounter):
             self.uc.hook_del(self._hook)
         else:
             _uc_binding.uclib.uc_hook_del(self.uc._uch, _uc_binding.uc_hook_h(self._hook))
         self._hook = None
+        self.uc.ctl_flush_tb()
 
-    def _add_native_hook(self):
+    def _add_native_hook(self, kind):
         # The Python binding only takes Python callbacks, so register the C
         # function from _fastpath with libunicorn's uc_hook_add directly.
-        callback, user_data = self.counter.native_hook()
+        callback, user_data = self.counter.native_hook(self.per_block)
         handle = _uc_binding.uc_hook_h()
         status = _uc_binding.uclib.uc_hook_add(
-            self.uc._uch, ctypes.byref(handle), UC_HOOK_CODE,
+            self.uc._uch, ctypes.byref(handle), kind,
             ctypes.c_void_p(callback), ctypes.c_void_p(user_data),
             ctypes.c_uint64(1), ctypes.c_uint64(0))  # begin > end: every address
         if status != 0:
             raise _uc_binding.UcError(status)
         return handle.value
+
+
+class Clocks:
+    """The vCPU's two counters: exact instructions, and virtual time."""
+
+    def __init__(self, uc):
+        self.instructions = HookedCounter(uc, per_block=False)
+        self.time = HookedCounter(uc, per_block=True)

@@ -15,17 +15,16 @@ class ExitReason(enum.Enum):
     MMIO = "MMIO"
     HALT = "HALT"            # wfi: nothing to do until an interrupt
     TRAP = "TRAP"            # a synchronous exception the host must deliver
+    TIMER = "TIMER"          # virtual time reached a deadline (a timer, input)
     FINISH = "FINISH"        # the guest wrote the finisher (test device)
     RESET = "RESET"          # the guest asked the finisher for a reset
     LIMIT = "LIMIT"          # the instruction budget (--max-insns) ran out
-    BUS_ERROR = "BUS_ERROR"  # an access to an address nothing is mapped at
     INTERRUPTED = "INTERRUPTED"  # the user pressed Ctrl-C
 
 
 # One exit: why, where (pc), and the details some reasons carry:
 #   code     FINISH: the exit status the guest asked for
-#   address  BUS_ERROR: the address; TRAP: tval
+#   address  TRAP: tval (the faulting address or instruction bits)
 #   cause    TRAP: the exception cause number
-#   access   BUS_ERROR: "read", "write" or "fetch"
 # (namedtuple rather than a dataclass: importing dataclasses costs start-up time.)
-Exit = namedtuple("Exit", "reason pc code address cause access", defaults=(0, 0, 0, ""))
+Exit = namedtuple("Exit", "reason pc code address cause", defaults=(0, 0, 0))

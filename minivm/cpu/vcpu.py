@@ -6,19 +6,25 @@ returns an `Exit` once the guest does something the host must handle:
     exit = vcpu.run()        # guest code runs natively (JIT-compiled by Unicorn)
     machine.handle(exit)     # the host emulates what the guest asked for
 
-Device register accesses are the exception to "return and handle": Unicorn
-calls the bus in the middle of the load or store, so the access completes
-there, exactly once, and the guest continues without leaving `emu_start`.
-Stopping Unicorn inside an access and resuming would execute the instruction
-a second time (DESIGN.md fact 4), so a device that needs the run loop (the
-finisher) asks for an exit with `request_exit()` and is never resumed.
+Device register accesses mostly never leave `run()`: Unicorn calls the bus
+in the middle of the load or store, and the access completes right there.
+When a device needs the run loop during an access (the finisher, an
+interrupt that is now due), the vCPU stops *inside* the access.  Unicorn
+then leaves pc at the access instruction, with a load's destination register
+not yet written (DESIGN.md fact 4); resuming there would run the access a
+second time.  So `complete_access()` finishes the instruction on the host:
+it writes a load's result to its register and moves pc past the instruction,
+as KVM does after an MMIO exit.
 """
-from unicorn import (UC_ARCH_RISCV, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED,
-                     UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MODE_RISCV32,
-                     UC_MODE_RISCV64, Uc, UcError)
-from unicorn.riscv_const import UC_RISCV_REG_PC
+from unicorn import (UC_ARCH_RISCV, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+                     UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED,
+                     UC_MODE_RISCV32, UC_MODE_RISCV64, Uc, UcError)
+from unicorn.riscv_const import (UC_RISCV_REG_MIDELEG, UC_RISCV_REG_MIE, UC_RISCV_REG_MIP,
+                                 UC_RISCV_REG_MSTATUS, UC_RISCV_REG_PC, UC_RISCV_REG_PRIV,
+                                 UC_RISCV_REG_SATP, UC_RISCV_REG_X0)
 
-from minivm.cpu.clock import InstructionClock
+from minivm.cpu import isa, mmu, traps
+from minivm.cpu.clock import Clocks
 from minivm.cpu.exits import Exit, ExitReason
 
 # emu_start needs an address to stop at.  RISC-V instructions are at least
@@ -27,7 +33,9 @@ NEVER = (1 << 64) - 1
 
 WFI = 0x10500073  # the encoding of `wfi`
 
-UNMAPPED_ACCESS = {UC_MEM_FETCH_UNMAPPED: "fetch", UC_MEM_WRITE_UNMAPPED: "write"}
+# What an access to an address nothing is mapped at becomes in the guest.
+ACCESS_FAULTS = {UC_MEM_FETCH_UNMAPPED: traps.INSTRUCTION_ACCESS_FAULT,
+                 UC_MEM_WRITE_UNMAPPED: traps.STORE_ACCESS_FAULT}
 
 
 class Vcpu:
@@ -35,12 +43,21 @@ class Vcpu:
 
     def __init__(self, xlen=64):
         self.xlen = xlen
+        self.mask = (1 << xlen) - 1
         self.uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64 if xlen == 64 else UC_MODE_RISCV32)
-        self.clock = InstructionClock(self.uc)
+        self.clocks = Clocks(self.uc)
         self._requested_exit = None
-        self._bus_error = None
+        self._inside_access = False
+        self._pending_trap = None
+        self.last_load = 0     # the bus leaves each device read's value here
+        self.running = False
+        # Machine-level interrupt lines (MEIP, MTIP, MSIP).  Unicorn's mip
+        # cannot hold them (DESIGN.md fact 2), so the vCPU keeps them here and
+        # the host injects those interrupts itself (cpu/traps.py).
+        self.machine_lines = 0
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_breakpoint)
 
     # -- registers -----------------------------------------------------------
 
@@ -52,30 +69,125 @@ class Vcpu:
     def pc(self, value):
         self.uc.reg_write(UC_RISCV_REG_PC, value)
 
+    def x(self, number):
+        return self.uc.reg_read(UC_RISCV_REG_X0 + number)
+
+    def set_x(self, number, value):
+        if number != 0:
+            self.uc.reg_write(UC_RISCV_REG_X0 + number, value & self.mask)
+
+    @property
+    def privilege(self):
+        # Unicorn's virtual PRIV register: 0 U, 1 S, 3 M (Debug spec encoding).
+        return self.uc.reg_read(UC_RISCV_REG_PRIV) & 3
+
+    @privilege.setter
+    def privilege(self, value):
+        self.uc.reg_write(UC_RISCV_REG_PRIV, value)
+
+    def read_csr(self, register):
+        return self.read_csrs(register)[0]
+
+    def read_csrs(self, *registers):
+        # Unicorn checks CSR privilege on host accesses too: below M, an
+        # M-mode CSR reads as garbage and ignores writes.  So the host
+        # reads and writes them as M, and puts the privilege back.
+        privilege = self.privilege
+        if privilege != traps.PRV_M:
+            self.privilege = traps.PRV_M
+        values = [self.uc.reg_read(register) for register in registers]
+        if privilege != traps.PRV_M:
+            self.privilege = privilege
+        return values
+
+    def write_csrs(self, values):
+        privilege = self.privilege
+        if privilege != traps.PRV_M:
+            self.privilege = traps.PRV_M
+        for register, value in values.items():
+            self.uc.reg_write(register, value & self.mask)
+        if privilege != traps.PRV_M:
+            self.privilege = privilege
+
+    # -- interrupt lines ---------------------------------------------------------
+
+    def set_interrupt_line(self, cause, level):
+        """Raise or lower one mip bit (traps.MEI, traps.MTI, traps.SEI, ...)."""
+        bit = 1 << cause
+        if bit & traps.MACHINE_INTERRUPTS:
+            self.machine_lines = self.machine_lines | bit if level else self.machine_lines & ~bit
+            return
+        # Supervisor-level bits do fit in Unicorn's mip: there the guest sees
+        # them, and Unicorn takes the interrupt itself when it is enabled.
+        mip, = self.read_csrs(UC_RISCV_REG_MIP)
+        self.write_csrs({UC_RISCV_REG_MIP: mip | bit if level else mip & ~bit})
+
+    def interrupt_due(self):
+        """The interrupt the hart would take now (a cause number), or None."""
+        mip, mie, status, mideleg = self.read_csrs(
+            UC_RISCV_REG_MIP, UC_RISCV_REG_MIE, UC_RISCV_REG_MSTATUS, UC_RISCV_REG_MIDELEG)
+        return traps.interrupt_to_take(self.machine_lines | mip, mie, self.privilege,
+                                       status, mideleg)
+
+    def interrupt_waiting(self):
+        """An interrupt is pending and enabled in mie, even if globally masked:
+        what wakes a hart from wfi (Privileged spec 3.3.3)."""
+        mip, mie = self.read_csrs(UC_RISCV_REG_MIP, UC_RISCV_REG_MIE)
+        return bool((self.machine_lines | mip) & mie)
+
+    # -- guest memory as the guest sees it ----------------------------------------
+
+    def read_virtual(self, address, size):
+        """Read `size` bytes at a guest virtual address (the guest's page tables)."""
+        satp = self.read_csr(UC_RISCV_REG_SATP) if self.privilege != traps.PRV_M else 0
+
+        def read_physical(physical, length):
+            return int.from_bytes(self.uc.mem_read(physical, length), "little")
+
+        physical = mmu.translate(read_physical, satp, self.xlen, address)
+        if physical is None:
+            raise UcError(0)
+        return bytes(self.uc.mem_read(physical, size))
+
+    def instruction_at(self, pc):
+        """The bits of the instruction at pc (16 for a compressed one, else 32)."""
+        first = int.from_bytes(self.read_virtual(pc, 2), "little")
+        if isa.instruction_length(first) == 2:
+            return first
+        return int.from_bytes(self.read_virtual(pc, 4), "little")
+
     # -- the run loop entry ----------------------------------------------------
 
     def run(self):
         """Run the guest from pc until it needs the host; return why."""
         self._requested_exit = None
-        self._bus_error = None
+        self._pending_trap = None
+        self._inside_access = False
+        self.running = True
         try:
             self.uc.emu_start(self.pc, NEVER)
         except UcError:
-            if self._bus_error is None:
+            if self._pending_trap is None:
                 raise
         except KeyboardInterrupt:
             return Exit(ExitReason.INTERRUPTED, self.pc)
+        finally:
+            self.running = False
         return self._why_stopped()
 
     def _why_stopped(self):
-        pc = self.pc
         if self._requested_exit is not None:
+            if self._inside_access:
+                self.complete_access(self.last_load)
             return self._requested_exit
-        if self._bus_error is not None:
-            address, access = self._bus_error
-            return Exit(ExitReason.BUS_ERROR, pc, address=address, access=access)
-        if self.clock.attached and self.clock.limit_reached():
+        if self._pending_trap is not None:
+            cause, epc, tval = self._pending_trap
+            return Exit(ExitReason.TRAP, epc, cause=cause, address=tval)
+        pc = self.pc
+        if self.clocks.instructions.attached and self.clocks.instructions.limit_reached():
             return Exit(ExitReason.LIMIT, pc)
+        if self.clocks.time.attached and self.clocks.time.limit_reached():
+            return Exit(ExitReason.TIMER, pc)
         if self.stopped_after_wfi(pc):
             return Exit(ExitReason.HALT, pc)
         return Exit(ExitReason.INTERRUPTED, pc)  # emu_stop() from outside (Ctrl-C)
@@ -83,32 +195,80 @@ class Vcpu:
     def stopped_after_wfi(self, pc):
         # Unicorn ends emu_start at a wfi with pc just past it (DESIGN.md fact 3).
         try:
-            previous = int.from_bytes(self.uc.mem_read(pc - 4, 4), "little")
+            return self.instruction_at(pc - 4) == WFI
         except UcError:
             return False
-        return previous == WFI
 
-    def request_exit(self, exit):
-        """Called by a device (through the machine) to end this run() call.
-
-        The current instruction is not resumed: see the module docstring.
-        """
+    def request_exit(self, exit, inside_access=True):
+        """End this run() call with `exit`.  Called by devices (through the
+        board) during a guest access: the access is completed, never redone."""
+        if not self.running:
+            return
         if self._requested_exit is None:
             self._requested_exit = exit
+            self._inside_access = inside_access
         self.uc.emu_stop()
+
+    def complete_access(self, loaded_value):
+        """Finish the load or store that Unicorn was stopped in (see the module doc)."""
+        access = isa.decode_memory_access(self.instruction_at(self.pc))
+        if access is None:
+            return
+        if access.rd is not None and not access.is_store:
+            value = loaded_value & ((1 << (8 * access.size)) - 1)
+            if access.signed:
+                value = isa.sign_extend(value, 8 * access.size)
+            self.set_x(access.rd, value)
+        self.pc = self.pc + access.length
 
     def stop(self):
         """Make run() return soon; safe to call from another thread."""
         self.uc.emu_stop()
 
-    # -- hooks -------------------------------------------------------------------
-
-    def _on_unmapped(self, uc, access, address, size, value, user_data):
-        self._bus_error = (address, UNMAPPED_ACCESS.get(access, "read"))
-        return False  # do not map anything: emu_start fails and run() reports it
+    # -- hooks: the guest's exceptions, as Unicorn reports them -------------------
 
     def _on_exception(self, uc, cause, user_data):
-        # Unicorn does not deliver exceptions to the guest's trap vector; it
-        # calls this hook with pc already past the faulting instruction.
-        pc = self.pc - 4
-        self.request_exit(Exit(ExitReason.TRAP, pc, cause=cause))
+        # Unicorn calls this with pc already 4 bytes past the trapping
+        # instruction, whatever its length (DESIGN.md fact 1).
+        epc = (self.pc - 4) & self.mask
+        self._pending_trap = self._exception(cause, epc)
+        uc.emu_stop()
+
+    def _exception(self, cause, epc):
+        """(cause, epc, tval) as the hardware reports them."""
+        if cause == traps.ECALL_FROM_U:
+            # Unicorn says 8 whatever the privilege; the spec says 8 + privilege.
+            return cause + self.privilege, epc, 0
+        if cause == traps.ILLEGAL_INSTRUCTION:
+            return cause, epc, self._instruction_or_zero(epc)
+        if cause in (traps.LOAD_PAGE_FAULT, traps.STORE_PAGE_FAULT,
+                     traps.LOAD_ADDRESS_MISALIGNED, traps.STORE_ADDRESS_MISALIGNED):
+            return cause, epc, self._faulting_address(epc)
+        if cause == traps.INSTRUCTION_PAGE_FAULT:
+            return cause, epc, epc
+        return cause, epc, 0
+
+    def _instruction_or_zero(self, epc):
+        try:
+            return self.instruction_at(epc)
+        except UcError:
+            return 0
+
+    def _faulting_address(self, epc):
+        # Unicorn keeps the faulting address to itself, so decode the
+        # instruction and compute its address as it did: base register + offset.
+        access = isa.decode_memory_access(self._instruction_or_zero(epc))
+        if access is None:
+            return 0
+        return (self.x(access.base) + access.offset) & self.mask
+
+    def _on_breakpoint(self, uc, user_data):
+        # `ebreak` arrives here, with pc at the instruction.
+        self._pending_trap = (traps.BREAKPOINT, self.pc, 0)
+        return False     # emu_start fails; run() turns it into a TRAP exit
+
+    def _on_unmapped(self, uc, access, address, size, value, user_data):
+        cause = ACCESS_FAULTS.get(access, traps.LOAD_ACCESS_FAULT)
+        epc = address if cause == traps.INSTRUCTION_ACCESS_FAULT else self.pc
+        self._pending_trap = (cause, epc, address & self.mask)
+        return False     # map nothing: emu_start fails and run() reports it
