@@ -153,6 +153,21 @@ static inline void clint_set_mtimecmp(uint64_t when)
 #define csr_clear(csr, bits)                                    \
     __asm__ volatile("csrc " #csr ", %0" :: "rK"((uintptr_t)(bits)) : "memory")
 
+/* The time CSR: mtime as the hart sees it (rdtime; rdtimeh too on RV32). */
+static inline uint64_t read_time(void)
+{
+#if __riscv_xlen == 64
+    return csr_read(time);
+#else
+    uint32_t high, low;
+    do {
+        high = csr_read(timeh);
+        low = csr_read(time);
+    } while (high != csr_read(timeh));
+    return (uint64_t)high << 32 | low;
+#endif
+}
+
 static inline void wfi(void)
 {
     __asm__ volatile("wfi" ::: "memory");

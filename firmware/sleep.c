@@ -7,6 +7,7 @@
  * in mie, even though none is taken, so sleep in wfi until mtime reaches
  * the target; then disarm the timer (mtimecmp = all ones), which must
  * clear mip.MTIP, and clear MTIE.  Taking any trap at all is a failure.
+ * Last, the time CSR (rdtime) must read the same clock as mtime.
  * Exit status: 0 when every sleep ended as it should.
  */
 #include "board.h"
@@ -56,5 +57,13 @@ int main(void)
         puts(ok ? " ok\n" : " FAIL: MTIP still pending after disarming\n");
         failures += !ok;
     }
+
+    /* rdtime reads mtime through the time CSR (minivm traps and emulates it). */
+    uint64_t before = clint_mtime();
+    uint64_t now = read_time();
+    uint64_t after = clint_mtime();
+    int ok = before <= now && now <= after;
+    puts(ok ? "rdtime ok\n" : "rdtime FAIL: not between two mtime reads\n");
+    failures += !ok;
     return failures;
 }

@@ -52,6 +52,9 @@ def build_parser():
     run.add_argument("--trace-file", metavar="PATH", help="write the trace to PATH")
     run.add_argument("--stats", action="store_true",
                      help="print traps per device and per register at exit")
+    run.add_argument("--clock", choices=("virtual", "host"), default="virtual",
+                     help="virtual (default): time counts guest instructions, every run "
+                          "the same; host: time follows the wall clock, runs differ")
     run.add_argument("--input", metavar="FILE",
                      help="bytes to type into the UART (default: stdin; in a "
                           "terminal, keys as you type them, Ctrl-A X quits)")
@@ -101,7 +104,7 @@ def command_run(args):
     source = input_from(args.input, sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
                       max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer,
-                      input=source)
+                      input=source, clock=args.clock)
     with stop_on_interrupt(machine.vcpu), terminal_mode(source):
         result = machine.run()
     sys.stdout.flush()

@@ -17,7 +17,7 @@ from collections import namedtuple
 from minivm.bus import Bus, Ram
 from minivm.console import ByteInput, Console
 from minivm.cpu import Exit, ExitReason, Vcpu, traps
-from minivm.devices.clint import INSTRUCTIONS_PER_TICK, Clint
+from minivm.devices.clint import INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
 from minivm.devices.finisher import Finisher
 from minivm.devices.plic import Plic
 from minivm.devices.uart import Uart16550
@@ -45,13 +45,9 @@ MAX_MEMORY = 16 << 30
 
 # Input reaches the UART at 115200 baud, 10 bits a byte, in virtual time.
 INPUT_BYTE_INSTRUCTIONS = 10_000_000 * INSTRUCTIONS_PER_TICK // 11_520
-# An interrupt that is pending but masked must be taken as soon as the guest
-# unmasks it, with a CSR write (or mret) that Unicorn runs without telling
-# the host.  Those instructions end a translation block, so the host looks
-# again at every block boundary for a while after the interrupt arrives (or
-# the guest wakes from wfi with it waiting), then every POLL instructions.
-MASKED_INTERRUPT_WATCH_BLOCKS = 64
-MASKED_INTERRUPT_POLL = 100_000
+# With --clock host, a guest's timer is checked against the host's clock
+# this often (in guest instructions), since no instruction count says when.
+HOST_CLOCK_POLL = 1_000_000
 
 # Exit statuses for runs the guest did not end through the finisher.
 EXIT_LIMIT = 124           # --max-insns reached (as timeout(1) uses 124)
@@ -101,7 +97,7 @@ def parse_memory(text):
 
 class Machine:
     def __init__(self, firmware, memory=DEFAULT_MEMORY, max_insns=None, trace=None,
-                 stdout=None, input=None):
+                 stdout=None, input=None, clock="virtual"):
         """Assemble a machine and load `firmware` (an ELF path).
 
         memory: RAM size in bytes or a string like "256M".  max_insns: stop
@@ -109,7 +105,13 @@ class Machine:
         one line per VM exit.  stdout: a binary stream for the UART output;
         without one, output is kept and returned in the RunResult.  input:
         bytes typed into the UART, or an input source from minivm.console.
+        clock: "virtual" (mtime counts guest instructions: every run the
+        same) or "host" (mtime follows the host's clock: runs differ).
         """
+        if clock not in ("virtual", "host"):
+            raise MinivmError(f"bad clock {clock!r}: use virtual or host")
+        self.host_clock = clock == "host"
+        self.host_start = None
         self.program = read_program(os.fspath(firmware))
         memory = parse_memory(memory) if isinstance(memory, str) else memory
         if memory <= 0 or memory % 4096 or memory > MAX_MEMORY:
@@ -126,7 +128,6 @@ class Machine:
         self.next_input = 0             # virtual time the UART takes its next byte
         self.last_vector = None         # where the last trap sent the guest...
         self.last_trap = None           # ...and why: (cause, epc, tval)
-        self.watch_blocks = 0           # block boundaries left to watch for an unmask
         self._assemble()
         self.tracer = None
         if trace is not None:
@@ -140,7 +141,8 @@ class Machine:
     def _assemble(self):
         self.bus.add_ram("ram", self.ram)
         self._add_device("finisher", Finisher(on_finish=self._on_finish, on_reset=self._on_reset))
-        self.clint = Clint(now=self._mtime, on_change=self._on_clint_change)
+        self.clint = Clint(now=self._mtime, on_change=self._on_clint_change,
+                           on_time_read=self._on_time_read)
         self._add_device("clint", self.clint)
         self.plic = Plic(on_context=self._on_plic_context)
         self._add_device("plic", self.plic)
@@ -173,12 +175,19 @@ class Machine:
     def _on_reset(self):
         self.vcpu.request_exit(Exit(ExitReason.RESET, self.vcpu.pc))
 
-    def _mtime(self):
+    def _on_time_read(self):
         if not self.uses_time:
-            # The first look at the clock: from now on virtual time must
-            # advance, so the time counter must be attached (outside run()).
+            # The guest's first look at the clock: from now on virtual time
+            # must advance, so the time counter must be attached (outside run()).
             self.uses_time = True
             self._request_service()
+
+    def _mtime(self):
+        if self.host_clock:
+            import time
+            if self.host_start is None:
+                self.host_start = time.monotonic()
+            return int((time.monotonic() - self.host_start) * TIMEBASE_HZ)
         return self.vcpu.clocks.time.count // INSTRUCTIONS_PER_TICK
 
     def _on_clint_change(self):
@@ -188,7 +197,6 @@ class Machine:
 
     def _on_plic_context(self, context, level):
         self.vcpu.set_interrupt_line(PLIC_CONTEXT_INTERRUPTS[context], level)
-        self.watch_blocks = MASKED_INTERRUPT_WATCH_BLOCKS
         self._request_service()
 
     def _request_service(self):
@@ -231,8 +239,8 @@ class Machine:
         reason = exit.reason
         if reason is not ExitReason.TRAP:
             self.last_vector = None        # the guest ran since the last trap entry
-        if reason is ExitReason.MMIO:
-            return None                    # a device asked for a look: done below
+        if reason in (ExitReason.MMIO, ExitReason.IRQ_WINDOW):
+            return None                    # an interrupt to take, a deadline to set: below
         if reason is ExitReason.TRAP:
             return self._handle_trap(exit)
         if reason is ExitReason.TIMER:
@@ -287,7 +295,7 @@ class Machine:
 
     def _handle_halt(self, exit):
         """wfi: sleep until an interrupt is waiting, skipping virtual time."""
-        self.watch_blocks = MASKED_INTERRUPT_WATCH_BLOCKS
+        self._advance_devices()
         while not self.vcpu.interrupt_waiting():
             deadline = self._next_deadline()
             if deadline is None:
@@ -297,10 +305,18 @@ class Machine:
                 return self._end(exit, EXIT_GUEST_ERROR,
                                  f"guest halted (wfi) with nothing that could wake it "
                                  f"(pc {self._where(exit.pc)})")
-            time = self.vcpu.clocks.time
-            time.count = max(time.count, deadline)     # nothing runs meanwhile: skip ahead
+            self._skip_to(deadline)
             self._advance_devices()
         return None
+
+    def _skip_to(self, deadline):
+        """Nothing runs until `deadline`: jump virtual time there at once.
+        On the host clock, really wait for the timer instead."""
+        time = self.vcpu.clocks.time
+        if self.host_clock and self.clint.ticks_until_timer():
+            import time as host_time
+            host_time.sleep(self.clint.ticks_until_timer() / TIMEBASE_HZ)
+        time.count = max(time.count, deadline)
 
     def _prepare_next_run(self):
         """Between two runs: take a due interrupt, and set the next deadline."""
@@ -320,10 +336,7 @@ class Machine:
 
     def _advance_devices(self):
         """Bring devices up to the current virtual time."""
-        timer = self.clint.timer_pending()
-        if timer and not self.vcpu.machine_lines & (1 << traps.MTI):
-            self.watch_blocks = MASKED_INTERRUPT_WATCH_BLOCKS
-        self.vcpu.set_interrupt_line(traps.MTI, timer)
+        self.vcpu.set_interrupt_line(traps.MTI, self.clint.timer_pending())
         self._feed_input()
 
     def _feed_input(self):
@@ -352,24 +365,24 @@ class Machine:
         deadlines = []
         ticks = self.clint.ticks_until_timer()
         if ticks:
-            deadlines.append(now + ticks * INSTRUCTIONS_PER_TICK)
+            deadlines.append(now + (HOST_CLOCK_POLL if self.host_clock
+                                    else ticks * INSTRUCTIONS_PER_TICK))
         source = self.console.input
         if source is not None and not source.exhausted:
             deadlines.append(max(self.next_input, now + 1))
-        if self.vcpu.interrupt_waiting() and self.vcpu.interrupt_due() is None:
-            if self.watch_blocks:
-                self.watch_blocks -= 1
-                deadlines.append(now + 1)          # stop at the next block boundary
-            else:
-                deadlines.append(now + MASKED_INTERRUPT_POLL)
         return min(deadlines, default=None)
 
     def _arm_time(self):
-        """Attach the time counter while time matters, and set its next stop."""
+        """Attach the time counter once time matters, and set its next stop.
+
+        It stays attached from then on: attaching or detaching a hook makes
+        Unicorn retranslate all guest code, which costs far more than the
+        block hook itself."""
         time = self.vcpu.clocks.time
         deadline = self._next_deadline()
-        if deadline is None and not self.uses_time:
-            time.detach()
+        self.vcpu.watch_interrupt_window()
+        if (deadline is None and not self.uses_time and not self.vcpu.machine_lines
+                and not time.attached):
             return
         time.set_limit(deadline)
         time.attach()

@@ -10,7 +10,9 @@ Two counters, each a Unicorn hook that can also stop the guest at a limit:
                  every deadline (timer interrupts, UART input).  It advances
                  by the instructions in each block as the block starts, so a
                  deadline falls at the first block boundary at or after it.
-                 Cheaper: about 1.5x slower guest code.
+                 While a machine-level interrupt is pending, it also stops
+                 the guest at the first block where the interrupt can be
+                 taken (the "interrupt window", as KVM calls it).  Cheap.
 
 Both are deterministic: the same firmware and input give the same counts,
 so the same output and trace.  Each counter is attached only while
@@ -22,8 +24,10 @@ hooks, ~1 MIPS) and _fastpath.Counter (the same hooks in C).
 import ctypes
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
+from unicorn.riscv_const import UC_RISCV_REG_MIE, UC_RISCV_REG_MSTATUS, UC_RISCV_REG_PRIV
 from unicorn.unicorn_py3 import unicorn as _uc_binding
 
+from minivm.cpu.traps import MSTATUS_MIE, PRV_M
 from minivm.fastpath import fastpath
 
 UNLIMITED = (1 << 64) - 1
@@ -35,6 +39,9 @@ class PyCounter:
     def __init__(self):
         self.count = 0
         self.limit = UNLIMITED
+        self.pending = 0        # machine-level interrupts pending (mip bits the host keeps)
+        self.mie = 0            # mie as last seen in M-mode
+        self.window_open = False
 
     def count_instruction(self, uc, address, size, user_data):
         # Called before the instruction at `address` runs.  Stopping here
@@ -46,10 +53,25 @@ class PyCounter:
 
     def count_block(self, uc, address, size, user_data):
         # Called before a translation block of `size` bytes runs.
-        if self.count >= self.limit:
+        if self.count >= self.limit or (self.pending and self.interrupt_window_open(uc)):
             uc.emu_stop()
             return
         self.count += size >> 2
+
+    def interrupt_window_open(self, uc):
+        # A machine-level interrupt is pending: can the hart take it now?
+        # The guest unmasks interrupts with CSR writes or mret, which end a
+        # block, so checking at each block start is checking right after them.
+        if uc.reg_read(UC_RISCV_REG_PRIV) & 3 == PRV_M:
+            # Unicorn lets the host read M-mode CSRs only while the hart is in M.
+            self.mie = uc.reg_read(UC_RISCV_REG_MIE)
+            status = uc.reg_read(UC_RISCV_REG_MSTATUS)
+            self.window_open = bool(self.pending & self.mie and status & MSTATUS_MIE)
+        else:
+            # Below M, M-level interrupts are always on; mie's M bits can
+            # only change in M-mode, so the value seen there still holds.
+            self.window_open = bool(self.pending & self.mie)
+        return self.window_open
 
 
 class HookedCounter:
@@ -60,8 +82,11 @@ class HookedCounter:
         self.per_block = per_block
         native = fastpath()
         if native is not None:
-            emu_stop = ctypes.cast(_uc_binding.uclib.uc_emu_stop, ctypes.c_void_p).value
-            self.counter = native.Counter(emu_stop)
+            library = _uc_binding.uclib
+            native.set_register_ids(UC_RISCV_REG_MSTATUS, UC_RISCV_REG_MIE, UC_RISCV_REG_PRIV)
+            self.counter = native.Counter(
+                ctypes.cast(library.uc_emu_stop, ctypes.c_void_p).value,
+                ctypes.cast(library.uc_reg_read, ctypes.c_void_p).value)
         else:
             self.counter = PyCounter()
         self._hook = None

@@ -16,6 +16,7 @@ class ExitReason(enum.Enum):
     HALT = "HALT"            # wfi: nothing to do until an interrupt
     TRAP = "TRAP"            # a synchronous exception the host must deliver
     TIMER = "TIMER"          # virtual time reached a deadline (a timer, input)
+    IRQ_WINDOW = "IRQ_WINDOW"  # a pending interrupt was just unmasked: take it now
     FINISH = "FINISH"        # the guest wrote the finisher (test device)
     RESET = "RESET"          # the guest asked the finisher for a reset
     LIMIT = "LIMIT"          # the instruction budget (--max-insns) ran out

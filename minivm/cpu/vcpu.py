@@ -16,12 +16,16 @@ second time.  So `complete_access()` finishes the instruction on the host:
 it writes a load's result to its register and moves pc past the instruction,
 as KVM does after an MMIO exit.
 """
+import ctypes
+
 from unicorn import (UC_ARCH_RISCV, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
                      UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED,
                      UC_MODE_RISCV32, UC_MODE_RISCV64, Uc, UcError)
 from unicorn.riscv_const import (UC_RISCV_REG_MIDELEG, UC_RISCV_REG_MIE, UC_RISCV_REG_MIP,
                                  UC_RISCV_REG_MSTATUS, UC_RISCV_REG_PC, UC_RISCV_REG_PRIV,
                                  UC_RISCV_REG_SATP, UC_RISCV_REG_X0)
+
+from unicorn.unicorn_py3 import unicorn as _binding
 
 from minivm.cpu import isa, mmu, traps
 from minivm.cpu.clock import Clocks
@@ -45,6 +49,7 @@ class Vcpu:
         self.xlen = xlen
         self.mask = (1 << xlen) - 1
         self.uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV64 if xlen == 64 else UC_MODE_RISCV32)
+        self._register_value = ctypes.c_uint64()
         self.clocks = Clocks(self.uc)
         self._requested_exit = None
         self._inside_access = False
@@ -61,29 +66,40 @@ class Vcpu:
 
     # -- registers -----------------------------------------------------------
 
+    def register(self, register_id):
+        # libunicorn's uc_reg_read called directly: the Python binding's
+        # reg_read costs several microseconds, and the host reads registers
+        # a dozen times per interrupt.  (RV32 fills only the low 4 bytes.)
+        _binding.uclib.uc_reg_read(self.uc._uch, register_id, ctypes.byref(self._register_value))
+        return self._register_value.value & self.mask
+
+    def set_register(self, register_id, value):
+        self._register_value.value = value & self.mask
+        _binding.uclib.uc_reg_write(self.uc._uch, register_id, ctypes.byref(self._register_value))
+
     @property
     def pc(self):
-        return self.uc.reg_read(UC_RISCV_REG_PC)
+        return self.register(UC_RISCV_REG_PC)
 
     @pc.setter
     def pc(self, value):
-        self.uc.reg_write(UC_RISCV_REG_PC, value)
+        self.set_register(UC_RISCV_REG_PC, value)
 
     def x(self, number):
-        return self.uc.reg_read(UC_RISCV_REG_X0 + number)
+        return self.register(UC_RISCV_REG_X0 + number)
 
     def set_x(self, number, value):
         if number != 0:
-            self.uc.reg_write(UC_RISCV_REG_X0 + number, value & self.mask)
+            self.set_register(UC_RISCV_REG_X0 + number, value)
 
     @property
     def privilege(self):
         # Unicorn's virtual PRIV register: 0 U, 1 S, 3 M (Debug spec encoding).
-        return self.uc.reg_read(UC_RISCV_REG_PRIV) & 3
+        return self.register(UC_RISCV_REG_PRIV) & 3
 
     @privilege.setter
     def privilege(self, value):
-        self.uc.reg_write(UC_RISCV_REG_PRIV, value)
+        self.set_register(UC_RISCV_REG_PRIV, value)
 
     def read_csr(self, register):
         return self.read_csrs(register)[0]
@@ -95,7 +111,7 @@ class Vcpu:
         privilege = self.privilege
         if privilege != traps.PRV_M:
             self.privilege = traps.PRV_M
-        values = [self.uc.reg_read(register) for register in registers]
+        values = [self.register(register) for register in registers]
         if privilege != traps.PRV_M:
             self.privilege = privilege
         return values
@@ -105,7 +121,7 @@ class Vcpu:
         if privilege != traps.PRV_M:
             self.privilege = traps.PRV_M
         for register, value in values.items():
-            self.uc.reg_write(register, value & self.mask)
+            self.set_register(register, value)
         if privilege != traps.PRV_M:
             self.privilege = privilege
 
@@ -116,11 +132,19 @@ class Vcpu:
         bit = 1 << cause
         if bit & traps.MACHINE_INTERRUPTS:
             self.machine_lines = self.machine_lines | bit if level else self.machine_lines & ~bit
+            self.watch_interrupt_window()
             return
         # Supervisor-level bits do fit in Unicorn's mip: there the guest sees
         # them, and Unicorn takes the interrupt itself when it is enabled.
         mip, = self.read_csrs(UC_RISCV_REG_MIP)
         self.write_csrs({UC_RISCV_REG_MIP: mip | bit if level else mip & ~bit})
+
+    def watch_interrupt_window(self):
+        """Let the time counter's block hook stop the guest as soon as a
+        pending machine-level interrupt can be taken (see cpu/clock.py)."""
+        counter = self.clocks.time.counter
+        counter.pending = self.machine_lines
+        counter.mie = self.read_csr(UC_RISCV_REG_MIE)
 
     def interrupt_due(self):
         """The interrupt the hart would take now (a cause number), or None."""
@@ -186,7 +210,11 @@ class Vcpu:
         pc = self.pc
         if self.clocks.instructions.attached and self.clocks.instructions.limit_reached():
             return Exit(ExitReason.LIMIT, pc)
-        if self.clocks.time.attached and self.clocks.time.limit_reached():
+        time = self.clocks.time
+        if time.attached and time.counter.window_open:
+            time.counter.window_open = False
+            return Exit(ExitReason.IRQ_WINDOW, pc)
+        if time.attached and time.limit_reached():
             return Exit(ExitReason.TIMER, pc)
         if self.stopped_after_wfi(pc):
             return Exit(ExitReason.HALT, pc)

@@ -28,11 +28,13 @@ class Clint(Device):
     REGISTERS = {MSIP: "msip", MTIMECMP: "mtimecmp", MTIMECMP + 4: "mtimecmp_hi",
                  MTIME: "mtime", MTIME + 4: "mtime_hi"}
 
-    def __init__(self, now, on_change=None):
-        """now() -> mtime in ticks; on_change() is called when msip or mtimecmp change."""
+    def __init__(self, now, on_change=None, on_time_read=None):
+        """now() -> mtime in ticks.  on_change() is called when the guest
+        writes a register; on_time_read() when it reads mtime."""
         super().__init__()
         self.now = now
         self.on_change = on_change or (lambda: None)
+        self.on_time_read = on_time_read or (lambda: None)
         self.reset()
 
     def reset(self):
@@ -64,6 +66,8 @@ class Clint(Device):
         register, shift = self._locate(offset, size)
         if register is None:
             return 0
+        if register == MTIME:
+            self.on_time_read()
         value = {MSIP: self.msip, MTIMECMP: self.mtimecmp, MTIME: self.mtime}[register]
         return (value >> shift) & ((1 << (8 * size)) - 1)
 
