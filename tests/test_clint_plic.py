@@ -222,9 +222,6 @@ def test_msip_write_without_bit_0_clears_it(clint):
     assert clint.clint.software_pending() is False
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Clint.write ignores the bit shift of a sub-word msip store: a byte store "
-    "to msip+1 (bits 8..15, which are zero) sets msip bit 0"))
 def test_msip_byte_write_above_bit_0_does_not_set_it(clint):
     clint.wr(MSIP + 1, 0x01, size=1)
     assert clint.rd(MSIP, 4) == 0
@@ -590,9 +587,6 @@ def test_source_0_cannot_be_enabled(plic):
     assert plic.rd(ENABLE) == 0xFFFFFFFE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Plic.set_level(0, True) records source 0 as pending and the pending "
-    "word shows bit 0 set; source 0 does not exist and its bit must read 0"))
 def test_source_0_line_is_ignored(plic):
     plic.wr(ENABLE, 0xFFFFFFFF)
     plic.plic.set_level(0, True)
@@ -625,9 +619,6 @@ def test_out_of_range_sources_cannot_be_enabled(plic):
     assert words == [0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFF, 0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Plic.set_level indexes its lists with the source unchecked: 96 raises "
-    "IndexError and -1 silently drives source 95"))
 @pytest.mark.parametrize("source", [96, -1])
 def test_out_of_range_line_is_ignored(plic, source):
     for number in range(1, 96):

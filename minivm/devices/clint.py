@@ -76,13 +76,16 @@ class Clint(Device):
         if register is None:
             return
         mask = ((1 << (8 * size)) - 1) << shift
+
+        def merged(old):          # the register with the written bytes replaced
+            return (old & ~mask | (value << shift) & mask) & NEVER
+
         if register == MSIP:
-            self.msip = value & 1
+            self.msip = merged(self.msip) & 1
         elif register == MTIMECMP:
-            self.mtimecmp = (self.mtimecmp & ~mask | value << shift) & NEVER
+            self.mtimecmp = merged(self.mtimecmp)
         else:
-            wanted = (self.mtime & ~mask | value << shift) & NEVER
-            self.mtime_offset = (wanted - self.now()) & NEVER
+            self.mtime_offset = (merged(self.mtime) - self.now()) & NEVER
         self.on_change()
 
     def _locate(self, offset, size):

@@ -51,6 +51,8 @@ class Plic(Device):
 
     def set_level(self, source, level):
         """A device's interrupt line changed (level-triggered)."""
+        if not 0 < source < SOURCES:
+            return                       # no such source (0 means "none")
         self.level[source] = level
         if level and not self.in_service[source]:
             self.pending[source] = True

@@ -1,0 +1,134 @@
+"""The vCPU's trap-and-emulate machinery: decoding, interrupt choice, and
+whole runs that take traps and interrupts (determinism, hostile guests).
+
+The firmware-level behaviour (every trap and interrupt against QEMU) is in
+test_conformance.py; these tests pin down the pieces and the promises."""
+import io
+
+import pytest
+
+import oracle
+from conftest import firmware, minivm
+from minivm.cpu import isa, traps
+from minivm.cpu.traps import MEI, MSI, MTI, PRV_M, PRV_S, PRV_U, SEI, STI
+from minivm.machine import Machine
+
+# Encodings from riscv64-unknown-elf-as (objdump -M no-aliases).
+ENCODINGS = {
+    "lb a0,-5(a1)": (0xffb58503, (11, -5, 1, 10, True, False, 4)),
+    "lhu a2,6(sp)": (0x00615603, (2, 6, 2, 12, False, False, 4)),
+    "sd a3,-16(s0)": (0xfed43823, (8, -16, 8, None, False, True, 4)),
+    "c.lw a0,4(a1)": (0x41c8, (11, 4, 4, 10, True, False, 2)),
+    "c.ld s1,8(a2)": (0x6604, (12, 8, 8, 9, True, False, 2)),
+    "c.sw a0,64(a1)": (0xc1a8, (11, 64, 4, None, True, True, 2)),
+    "c.sdsp a5,504(sp)": (0xffbe, (2, 504, 8, None, False, True, 2)),
+    "c.ldsp a5,504(sp)": (0x77fe, (2, 504, 8, 15, True, False, 2)),
+    "amoadd.w a0,a1,(a2)": (0x00b6252f, (12, 0, 4, 10, True, True, 4)),
+    "lr.d a0,(a3)": (0x1006b52f, (13, 0, 8, 10, True, False, 4)),
+    "fld ft1,16(a0)": (0x01053087, (10, 16, 8, None, False, False, 4)),
+}
+
+
+@pytest.mark.parametrize("text", ENCODINGS)
+def test_decode_memory_access(text):
+    bits, expected = ENCODINGS[text]
+    assert tuple(isa.decode_memory_access(bits)) == expected
+
+
+def test_instructions_without_memory_access_decode_to_none():
+    assert isa.decode_memory_access(0x0505) is None          # c.addi a0,1
+    assert isa.decode_memory_access(0xc0102573) is None      # csrr a0,time
+
+
+def test_decode_csr_read_of_time():
+    assert isa.decode_csr_access(0xc0102573) == (isa.CSR_TIME, 10, 0, isa.CSRRS)
+
+
+# -- which interrupt the hart takes (Privileged spec 3.1.9) -------------------------
+
+def bit(*causes):
+    return sum(1 << cause for cause in causes)
+
+
+def test_priority_order_among_machine_interrupts():
+    everything = bit(MEI, MSI, MTI)
+    assert traps.interrupt_to_take(everything, everything, PRV_M, traps.MSTATUS_MIE, 0) == MEI
+    assert traps.interrupt_to_take(bit(MSI, MTI), everything, PRV_M, traps.MSTATUS_MIE, 0) == MSI
+
+
+def test_machine_interrupts_need_mie_only_in_m_mode():
+    assert traps.interrupt_to_take(bit(MTI), bit(MTI), PRV_M, 0, 0) is None
+    assert traps.interrupt_to_take(bit(MTI), bit(MTI), PRV_S, 0, 0) == MTI
+    assert traps.interrupt_to_take(bit(MTI), 0, PRV_U, 0, 0) is None      # not in mie
+
+
+def test_delegated_interrupts_follow_sie_and_lose_to_machine_ones():
+    delegated = bit(SEI, STI)
+    assert traps.interrupt_to_take(bit(SEI), bit(SEI), PRV_S, 0, delegated) is None
+    assert traps.interrupt_to_take(bit(SEI), bit(SEI), PRV_S, traps.MSTATUS_SIE, delegated) == SEI
+    assert traps.interrupt_to_take(bit(SEI), bit(SEI), PRV_U, 0, delegated) == SEI
+    assert traps.interrupt_to_take(bit(SEI), bit(SEI), PRV_M, traps.MSTATUS_MIE
+                                   | traps.MSTATUS_SIE, delegated) is None
+    assert traps.interrupt_to_take(bit(SEI, MTI), bit(SEI, MTI), PRV_U, 0, delegated) == MTI
+
+
+# -- whole runs ----------------------------------------------------------------------
+
+def traced(image, **options):
+    stream = io.StringIO()
+    result = Machine(firmware(image), trace=stream, **options).run()
+    return result, stream.getvalue()
+
+
+def test_interrupt_driven_trace_is_identical_across_runs():
+    typed = oracle.golden_input(firmware("uart_echo"))
+    first = traced("uart_echo", input=typed)
+    second = traced("uart_echo", input=typed)
+    assert first[0].exit_code == 0 and first[1] == second[1]
+    irqs = [line for line in first[1].splitlines() if " IRQ " in line]
+    assert irqs and all("machine external interrupt -> handler" in line for line in irqs)
+
+
+def test_trace_names_each_trap_and_interrupt():
+    result, trace = traced("traps")
+    assert result.exit_code == 0
+    for words in ("TRAP   ecall from M-mode (tval 0x0) -> handler",
+                  "TRAP   illegal instruction (tval 0xc0001073) -> handler",
+                  "TRAP   breakpoint", "TRAP   load access fault (tval 0x40000)",
+                  "TRAP   instruction access fault (tval 0x40000)",
+                  "TRAP   ecall from S-mode", "TRAP   ecall from U-mode",
+                  "IRQ    machine timer interrupt -> handler"):
+        assert words in trace, words
+    assert trace == traced("traps")[1]
+
+
+def test_tracing_does_not_change_what_the_guest_does():
+    # The trace adds an exact instruction counter; interrupts must still land
+    # where they land without it (virtual time counts blocks in both).
+    plain = Machine(firmware("bench_irq")).run()
+    result, _ = traced("bench_irq")
+    assert (result.exit_code, result.output) == (plain.exit_code, plain.output) == (0, b"")
+
+
+def test_a_guest_that_can_never_wake_ends_with_one_line():
+    done = minivm("run", "hang")
+    assert done.returncode == 125
+    assert done.stdout == b"waiting for an interrupt that can never come\n"
+    assert done.stderr.decode().startswith(
+        "minivm: guest halted (wfi) with nothing that could wake it (pc 0x8")
+
+
+def test_host_clock_runs_timer_firmware():
+    done = minivm("run", "sleep", "--clock", "host")
+    assert done.returncode == 0
+    assert done.stdout == oracle.golden(firmware("sleep"))[0]
+
+
+def test_virtual_time_skips_ahead_in_wfi():
+    # sleep.elf sleeps 3 x 10 ms of virtual time in wfi: a few thousand
+    # instructions of guest work, 300,000 ticks of mtime.
+    machine = Machine(firmware("sleep"))
+    result = machine.run()
+    assert result.exit_code == 0
+    assert machine.clint.mtime >= 300_000
+    assert machine.vcpu.clocks.time.count < 1_000_000 * 100
