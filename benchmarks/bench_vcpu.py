@@ -1,7 +1,7 @@
 """What do traps, interrupts and virtual time cost?  (issue: the vCPU)
 
-Side by side in one run, the two sides taking turns, medians reported
-(the machine is shared and noisy: only ratios measured together mean much).
+Side by side in one run, the two sides taking turns, the best of several
+repetitions reported (see bench_foundation.py for why the best).
 
 1. Compute-bound, no timer armed: firmware/bench_loop.elf (100 M
    instructions) on minivm versus a bare Unicorn.  No clock is attached, so
@@ -35,9 +35,9 @@ ROUND_TRIPS = 20_000
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 5")
-    repetitions = 3 if parser.parse_args().quick else 5
-    print(f"minivm: {describe()}; median of {repetitions} interleaved repetitions per side")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 9")
+    repetitions = 3 if parser.parse_args().quick else 9
+    print(f"minivm: {describe()}; best of {repetitions} interleaved repetitions per side")
     rows = []
 
     m, b = side_by_side(repetitions, lambda: time_minivm(LOOP_ELF), lambda: time_bare(LOOP_ELF))

@@ -296,12 +296,13 @@ class Machine:
     def _handle_halt(self, exit):
         """wfi: sleep until an interrupt is waiting, skipping virtual time."""
         self._advance_devices()
+        source = self.console.input
         while not self.vcpu.interrupt_waiting():
+            if source is not None and source.interactive and self.clint.ticks_until_timer() is None:
+                self._wait_for_key()        # only a person can wake the guest now
+                continue
             deadline = self._next_deadline()
             if deadline is None:
-                if self.console.input is not None and self.console.input.interactive:
-                    self._wait_for_key()
-                    continue
                 return self._end(exit, EXIT_GUEST_ERROR,
                                  f"guest halted (wfi) with nothing that could wake it "
                                  f"(pc {self._where(exit.pc)})")

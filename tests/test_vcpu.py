@@ -132,3 +132,36 @@ def test_virtual_time_skips_ahead_in_wfi():
     assert result.exit_code == 0
     assert machine.clint.mtime >= 300_000
     assert machine.vcpu.clocks.time.count < 1_000_000 * 100
+
+
+def test_a_guest_that_never_uses_time_runs_free():
+    # No clock hook may be attached: free-running guest code must run as
+    # Unicorn compiles it, with no per-block or per-instruction callback.
+    machine = Machine(firmware("bench_loop"))
+    assert machine.run().exit_code == 0
+    assert not machine.vcpu.clocks.time.attached
+    assert not machine.vcpu.clocks.instructions.attached
+
+
+def test_terminal_input_is_raw_and_ctrl_a_x_quits():
+    # A real pseudo-terminal: keys reach the guest as typed (no line
+    # editing, no echo by the host), and Ctrl-A X ends the run like QEMU.
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "minivm", "run", "uart_echo"],
+                               stdin=terminal, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=os.path.dirname(__file__))
+    os.close(terminal)
+    assert process.stdout.readline() == b"uart_echo: type away, q quits\n"
+    os.write(controller, b"hi\r")
+    time.sleep(0.5)
+    os.write(controller, b"\x01x")
+    stdout, stderr = process.communicate(timeout=20)
+    os.close(controller)
+    assert process.returncode == 130
+    assert stdout == b"HI\r"            # echoed upper-cased; CR stays CR (raw mode)
+    assert stderr == b"minivm: interrupted\n"
