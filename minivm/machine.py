@@ -164,6 +164,7 @@ class Machine:
         """What the finisher's 0x7777 does: devices to power-on state, reload, restart."""
         for device in self.devices.values():
             device.reset()
+        self.vcpu.machine_lines = 0
         self.vcpu.privilege = traps.PRV_M
         self._boot()
 
