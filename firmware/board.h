@@ -211,4 +211,29 @@ static inline void wfi(void)
 #define CAUSE_LOAD_PAGE         13
 #define CAUSE_STORE_PAGE        15
 
+/* minivm's PIO disk (minivm/devices/piodisk.py): not on QEMU `virt`. */
+#define PIODISK_BASE        0x10200000UL
+#define PIODISK_SECTOR_LO   0x00
+#define PIODISK_SECTOR_HI   0x04
+#define PIODISK_COUNT       0x08
+#define PIODISK_COMMAND     0x0C
+#define PIODISK_STATUS      0x10
+#define PIODISK_ERROR       0x14
+#define PIODISK_DATA        0x18
+#define PIODISK_IRQ_ENABLE  0x1C
+#define PIODISK_CAPACITY_LO 0x20
+#define PIODISK_CAPACITY_HI 0x24
+
+#define PIODISK_CMD_READ     1
+#define PIODISK_CMD_WRITE    2
+#define PIODISK_CMD_FLUSH    3
+#define PIODISK_CMD_IDENTIFY 4
+
+#define PIODISK_STATUS_BUSY  0x01
+#define PIODISK_STATUS_DRQ   0x02
+#define PIODISK_STATUS_ERR   0x04
+#define PIODISK_STATUS_READY 0x08
+
+#define PIODISK_ERROR_READ_ONLY 3
+
 #endif

@@ -52,6 +52,9 @@ def build_parser():
     run.add_argument("--trace-file", metavar="PATH", help="write the trace to PATH")
     run.add_argument("--stats", action="store_true",
                      help="print traps per device and per register at exit")
+    run.add_argument("--disk", metavar="IMAGE[,ro]",
+                     help="a raw disk image (size a multiple of 512) for the PIO disk; "
+                          ",ro opens it read-only")
     run.add_argument("--clock", choices=("virtual", "host"), default="virtual",
                      help="virtual (default): time counts guest instructions, every run "
                           "the same; host: time follows the wall clock, runs differ")
@@ -62,6 +65,7 @@ def build_parser():
     info = commands.add_parser("info", help="show the machine: memory map, versions")
     info.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE)
     info.add_argument("--memory", "-m", default="128M")
+    info.add_argument("--disk", metavar="IMAGE[,ro]")
     return parser
 
 
@@ -104,7 +108,7 @@ def command_run(args):
     source = input_from(args.input, sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
                       max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer,
-                      input=source, clock=args.clock)
+                      input=source, clock=args.clock, disk=args.disk)
     with stop_on_interrupt(machine.vcpu), terminal_mode(source):
         result = machine.run()
     sys.stdout.flush()
@@ -124,7 +128,7 @@ def command_info(args):
     from minivm.fastpath import describe
     from minivm.machine import Machine
 
-    machine = Machine(firmware_path(args.firmware), memory=args.memory)
+    machine = Machine(firmware_path(args.firmware), memory=args.memory, disk=args.disk)
     print(f"minivm: RV{machine.vcpu.xlen} machine, QEMU virt memory map")
     print(f"  {'region':<10} {'base':>12} {'size':>12}  irq")
     for name, base, size, irq in machine.memory_map():

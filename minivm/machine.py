@@ -19,6 +19,7 @@ from minivm.console import ByteInput, Console
 from minivm.cpu import Exit, ExitReason, Vcpu, traps
 from minivm.devices.clint import INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
 from minivm.devices.finisher import Finisher
+from minivm.devices.piodisk import DiskImage, PioDisk
 from minivm.devices.plic import Plic
 from minivm.devices.uart import Uart16550
 from minivm.errors import MinivmError
@@ -34,6 +35,9 @@ MEMORY_MAP = {
     "clint":    MapEntry(0x0200_0000, 0x10000),
     "plic":     MapEntry(0x0C00_0000, 0x600000),
     "uart0":    MapEntry(0x1000_0000, 0x100, irq=10),
+    # minivm's own devices, at addresses QEMU `virt` leaves free
+    # (between fw_cfg at 0x1010_0000 and the flash at 0x2000_0000).
+    "piodisk":  MapEntry(0x1020_0000, 0x1000, irq=12),
     "ram":      MapEntry(0x8000_0000, None),
 }
 
@@ -97,7 +101,7 @@ def parse_memory(text):
 
 class Machine:
     def __init__(self, firmware, memory=DEFAULT_MEMORY, max_insns=None, trace=None,
-                 stdout=None, input=None, clock="virtual"):
+                 stdout=None, input=None, clock="virtual", disk=None):
         """Assemble a machine and load `firmware` (an ELF path).
 
         memory: RAM size in bytes or a string like "256M".  max_insns: stop
@@ -107,6 +111,7 @@ class Machine:
         bytes typed into the UART, or an input source from minivm.console.
         clock: "virtual" (mtime counts guest instructions: every run the
         same) or "host" (mtime follows the host's clock: runs differ).
+        disk: a raw image for the PIO disk, "IMAGE" or "IMAGE,ro".
         """
         if clock not in ("virtual", "host"):
             raise MinivmError(f"bad clock {clock!r}: use virtual or host")
@@ -128,6 +133,7 @@ class Machine:
         self.next_input = 0             # virtual time the UART takes its next byte
         self.last_vector = None         # where the last trap sent the guest...
         self.last_trap = None           # ...and why: (cause, epc, tval)
+        self.disk_image = DiskImage.from_option(os.fspath(disk)) if disk is not None else None
         self._assemble()
         self.tracer = None
         if trace is not None:
@@ -146,10 +152,14 @@ class Machine:
         self._add_device("clint", self.clint)
         self.plic = Plic(on_context=self._on_plic_context)
         self._add_device("plic", self.plic)
-        uart_irq = MEMORY_MAP["uart0"].irq
-        self.uart = Uart16550(output=self.console.write,
-                              irq=lambda level: self.plic.set_level(uart_irq, level))
+        self.uart = Uart16550(output=self.console.write, irq=self._plic_line("uart0"))
         self._add_device("uart0", self.uart)
+        if self.disk_image is not None:
+            self._add_device("piodisk", PioDisk(self.disk_image, irq=self._plic_line("piodisk")))
+
+    def _plic_line(self, name):
+        source = MEMORY_MAP[name].irq
+        return lambda level: self.plic.set_level(source, level)
 
     def _add_device(self, name, device):
         entry = MEMORY_MAP[name]
@@ -422,7 +432,7 @@ class Machine:
                 register = device.register_name(offset, is_write, bank)
                 key = f"{register} {'write' if is_write else 'read'}"
                 registers[key] = registers.get(key, 0) + count
-            report[name] = {"traps": device.trap_count(), "bytes": device.bytes_moved(),
+            report[name] = {"traps": device.trap_count(), "bytes": device.payload_bytes,
                             "registers": registers}
         return report
 
@@ -439,10 +449,12 @@ def print_stats(result, stream=None):
     counted = (f"{result.instructions} instructions" if result.instructions is not None
                else "instructions not counted (free-running)")
     print(f"minivm stats: {counted}; {describe()}", file=stream)
-    print(f"  {'device':<10} {'traps':>9} {'bytes':>9}  registers", file=stream)
+    print(f"  {'device':<10} {'traps':>9} {'bytes':>11} {'traps/KiB':>10}  registers",
+          file=stream)
     for name, numbers in result.stats.items():
         if not numbers["traps"]:
             continue
+        traps, payload = numbers["traps"], numbers["bytes"]
+        per_kib = f"{traps * 1024 / payload:.1f}" if payload else "-"
         registers = ", ".join(f"{key} {count}" for key, count in numbers["registers"].items())
-        print(f"  {name:<10} {numbers['traps']:>9} {numbers['bytes']:>9}  {registers}",
-              file=stream)
+        print(f"  {name:<10} {traps:>9} {payload:>11} {per_kib:>10}  {registers}", file=stream)

@@ -6,7 +6,7 @@ from conftest import needs_qemu
 from minivm.cpu import ExitReason
 from minivm.machine import Machine
 
-IMAGES = oracle.images()
+IMAGES = oracle.qemu_images()
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda p: p.stem)

@@ -10,7 +10,7 @@ import oracle
 
 
 def main():
-    for image in oracle.images():
+    for image in oracle.qemu_images():
         if not oracle.have_qemu(image):
             sys.exit(f"{oracle.qemu_binary(image)} not found (Debian: qemu-system-misc)")
         output, status = oracle.run_qemu(image)

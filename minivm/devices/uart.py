@@ -194,7 +194,10 @@ class Uart16550(Device):
         return FIFO_SIZE if self.fcr & FCR_ENABLE else 1
 
     def _read_rbr(self):
-        value = self.rx_fifo.popleft() if self.rx_fifo else 0
+        if not self.rx_fifo:
+            return 0
+        value = self.rx_fifo.popleft()
+        self.payload_bytes += 1
         if not self.rx_fifo:
             self.lsr &= ~LSR_DR
         self.update_irq()
@@ -206,6 +209,7 @@ class Uart16550(Device):
             self.receive(bytes([value]))
         else:
             self.output(bytes([value]))
+            self.payload_bytes += 1
         # The byte left at once, so THR is empty again.
         self.thr_interrupt = bool(self.ier & IER_THRI)
         self.update_irq()
