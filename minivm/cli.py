@@ -55,6 +55,13 @@ def build_parser():
     run.add_argument("--disk", metavar="IMAGE[,ro]",
                      help="a raw disk image (size a multiple of 512) for the PIO disk; "
                           ",ro opens it read-only")
+    run.add_argument("--virtio-blk", action="append", default=[], metavar="IMAGE[,ro][,legacy]",
+                     help="a raw disk image behind a virtio-mmio block device (modern; "
+                          ",legacy for the version 1 interface); repeatable, slot 0 first")
+    run.add_argument("--passthrough", action="append", default=[],
+                     metavar="PATH@ADDR[,ro|,private]",
+                     help="map a host file (size a multiple of 4 KiB) into guest memory "
+                          "at ADDR (hex); repeatable")
     run.add_argument("--clock", choices=("virtual", "host"), default="virtual",
                      help="virtual (default): time counts guest instructions, every run "
                           "the same; host: time follows the wall clock, runs differ")
@@ -66,6 +73,9 @@ def build_parser():
     info.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE)
     info.add_argument("--memory", "-m", default="128M")
     info.add_argument("--disk", metavar="IMAGE[,ro]")
+    info.add_argument("--passthrough", action="append", default=[],
+                      metavar="PATH@ADDR[,ro|,private]")
+    info.add_argument("--virtio-blk", action="append", default=[], metavar="IMAGE[,ro][,legacy]")
     return parser
 
 
@@ -108,7 +118,8 @@ def command_run(args):
     source = input_from(args.input, sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
                       max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer,
-                      input=source, clock=args.clock, disk=args.disk)
+                      input=source, clock=args.clock, disk=args.disk,
+                      passthrough=args.passthrough, virtio_blk=args.virtio_blk)
     with stop_on_interrupt(machine.vcpu), terminal_mode(source):
         result = machine.run()
     sys.stdout.flush()
@@ -128,11 +139,12 @@ def command_info(args):
     from minivm.fastpath import describe
     from minivm.machine import Machine
 
-    machine = Machine(firmware_path(args.firmware), memory=args.memory, disk=args.disk)
+    machine = Machine(firmware_path(args.firmware), memory=args.memory, disk=args.disk,
+                      passthrough=args.passthrough, virtio_blk=args.virtio_blk)
     print(f"minivm: RV{machine.vcpu.xlen} machine, QEMU virt memory map")
-    print(f"  {'region':<10} {'base':>12} {'size':>12}  irq")
+    print(f"  {'region':<13} {'base':>12} {'size':>12}  irq")
     for name, base, size, irq in machine.memory_map():
-        print(f"  {name:<10} 0x{base:010x} 0x{size:010x}  {'-' if irq is None else irq}")
+        print(f"  {name:<13} 0x{base:010x} 0x{size:010x}  {'-' if irq is None else irq}")
     print(f"unicorn {unicorn.__version__}, capstone {capstone.__version__}")
     print(f"virtqueue and instruction clock: {describe()}")
     return 0

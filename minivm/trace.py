@@ -46,6 +46,10 @@ class Tracer:
         detail = f"{name}.{register:<6} {direction} 0x{value:0{size * 2}x}"
         self._line("MMIO", f"{detail} {note}".rstrip())
 
+    def note(self, kind, detail):
+        """A line about the machine rather than an exit (e.g. a mapping at start-up)."""
+        self.out.write(f"{'':>10}  {'':<{self.pc_digits + 2}}  {'':<20} {'':<24} {kind:<6} {detail}\n")
+
     def exit(self, exit, detail, kind=None):
         self._line(kind or exit.reason.value, detail, pc=exit.pc)
 

@@ -47,14 +47,14 @@ def test_info_prints_the_memory_map():
     done = minivm("info")
     text = done.stdout.decode()
     assert done.returncode == 0
-    assert "uart0      0x0010000000 0x0000000100  10" in text
-    assert "finisher   0x0000100000 0x0000001000  -" in text
-    assert "ram        0x0080000000 0x0008000000  -" in text
+    assert "uart0         0x0010000000 0x0000000100  10" in text
+    assert "finisher      0x0000100000 0x0000001000  -" in text
+    assert "ram           0x0080000000 0x0008000000  -" in text
     assert "unicorn 2." in text and "capstone" in text
 
 
 def test_info_reflects_memory_size():
-    assert "ram        0x0080000000 0x0010000000" in minivm("info", "-m", "256M").stdout.decode()
+    assert "ram           0x0080000000 0x0010000000" in minivm("info", "-m", "256M").stdout.decode()
 
 
 def test_missing_file(tmp_path):

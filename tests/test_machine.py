@@ -134,5 +134,6 @@ def test_memory_map_matches_qemu_virt():
         ("clint", 0x0200_0000, 0x10000, None),
         ("plic", 0x0C00_0000, 0x600000, None),
         ("uart0", 0x1000_0000, 0x100, 10),
+        *[(f"virtio{n}", 0x1000_1000 + n * 0x1000, 0x1000, 1 + n) for n in range(8)],
         ("ram", 0x8000_0000, 256 << 20, None),
     ]

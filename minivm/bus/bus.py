@@ -18,7 +18,7 @@ PAGE = 4096
 
 
 class Region(namedtuple("Region", "name base size kind device irq", defaults=(None, None))):
-    """A range of guest physical addresses; kind is "ram" or "mmio"."""
+    """A range of guest physical addresses; kind is "ram", "mmio" or "passthrough"."""
 
     @property
     def end(self):
@@ -39,6 +39,11 @@ class Bus:
     def add_ram(self, name, ram):
         self._add(Region(name, ram.base, ram.size, "ram"))
         ram.map_into(self.uc)
+
+    def add_passthrough(self, name, window):
+        """A host file mapped into guest memory: no callbacks, so no traps."""
+        self._add(Region(name, window.address, window.size, "passthrough", window))
+        window.map_into(self.uc)
 
     def add_device(self, name, base, device, irq=None):
         self._add(Region(name, base, device.size, "mmio", device, irq))

@@ -19,8 +19,8 @@ as KVM does after an MMIO exit.
 import ctypes
 
 from unicorn import (UC_ARCH_RISCV, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
-                     UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED,
-                     UC_MODE_RISCV32, UC_MODE_RISCV64, Uc, UcError)
+                     UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE_PROT, UC_MEM_FETCH_UNMAPPED,
+                     UC_MEM_WRITE_UNMAPPED, UC_MODE_RISCV32, UC_MODE_RISCV64, Uc, UcError)
 from unicorn.riscv_const import (UC_RISCV_REG_MIDELEG, UC_RISCV_REG_MIE, UC_RISCV_REG_MIP,
                                  UC_RISCV_REG_MSTATUS, UC_RISCV_REG_PC, UC_RISCV_REG_PRIV,
                                  UC_RISCV_REG_SATP, UC_RISCV_REG_X0)
@@ -61,6 +61,7 @@ class Vcpu:
         # the host injects those interrupts itself (cpu/traps.py).
         self.machine_lines = 0
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._on_write_protected)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_breakpoint)
 
@@ -294,6 +295,11 @@ class Vcpu:
         # `ebreak` arrives here, with pc at the instruction.
         self._pending_trap = (traps.BREAKPOINT, self.pc, 0)
         return False     # emu_start fails; run() turns it into a TRAP exit
+
+    def _on_write_protected(self, uc, access, address, size, value, user_data):
+        # A store to read-only memory (a passthrough window mapped ,ro).
+        self._pending_trap = (traps.STORE_ACCESS_FAULT, self.pc, address & self.mask)
+        return False
 
     def _on_unmapped(self, uc, access, address, size, value, user_data):
         cause = ACCESS_FAULTS.get(access, traps.LOAD_ACCESS_FAULT)

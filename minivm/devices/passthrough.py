@@ -1,0 +1,113 @@
+"""Passthrough: a host file or device mapped straight into guest memory.
+
+The third device model.  The host maps the file with mmap(2) and hands the
+pages to Unicorn (`mem_map_ptr`, DESIGN.md fact 7): from then on the guest's
+ordinary loads and stores reach the file's pages with no VM exit at all, as
+a device assigned to a VM with VFIO reaches the hardware.  The host takes
+no trap, so it counts none, and it cannot see the accesses (nor trace them).
+
+    --passthrough PATH@ADDR          read-write: stores reach the file (MAP_SHARED)
+    --passthrough PATH@ADDR,ro       read-only: a store is a store access fault in the guest
+    --passthrough PATH@ADDR,private  copy-on-write: the guest changes its own copy only
+
+The file's size must be a positive multiple of 4 KiB.  mmap works in whole
+pages, and a guest access to the part of a page past the end of the file
+would raise SIGBUS in the host, so minivm refuses such files instead of
+padding them (pad one with `truncate -s %4K FILE`).  The file must not
+shrink while the guest runs, for the same reason.
+"""
+import ctypes
+import mmap
+import os
+import stat
+
+from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
+
+from minivm.errors import MinivmError
+
+PAGE = 4096
+MODES = ("rw", "ro", "private")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+class PassthroughWindow:
+    """One file, mapped at one guest physical address."""
+
+    def __init__(self, path, address, mode="rw"):
+        if mode not in MODES:
+            raise MinivmError(f"bad passthrough mode {mode!r}: use ro or private")
+        if address % PAGE:
+            raise MinivmError(f"passthrough address 0x{address:x} is not 4 KiB aligned")
+        self.path, self.address, self.mode = path, address, mode
+        fd = self._open(path, mode)
+        try:
+            self.size = self._size(fd, path)
+            self.pointer = self._map(fd)
+        finally:
+            os.close(fd)     # the mapping keeps the file; the descriptor is not needed
+
+    @classmethod
+    def from_option(cls, text):
+        """`PATH@ADDR[,ro|,private]`, as --passthrough takes it."""
+        target, _, mode = text.partition(",")
+        path, at, address = target.rpartition("@")
+        if not at or not path:
+            raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private]")
+        try:
+            address = int(address, 16)
+        except ValueError:
+            raise MinivmError(f"bad passthrough address {address!r}: use hex, e.g. 0x40000000")
+        return cls(path, address, mode or "rw")
+
+    @staticmethod
+    def _open(path, mode):
+        flags = os.O_RDWR if mode == "rw" else os.O_RDONLY      # never O_CREAT or O_TRUNC
+        try:
+            return os.open(path, flags | os.O_CLOEXEC)
+        except OSError as error:
+            raise MinivmError(f"{path}: {error.strerror}") from None
+
+    @staticmethod
+    def _size(fd, path):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise MinivmError(f"{path}: is a directory")
+        # A block device reports size 0 in stat; its end is where lseek says.
+        size = os.lseek(fd, 0, os.SEEK_END) if stat.S_ISBLK(info.st_mode) else info.st_size
+        if size == 0 or size % PAGE:
+            raise MinivmError(f"{path}: size {size} is not a positive multiple of 4096 bytes "
+                              f"(mmap maps whole pages; pad it with truncate -s %4K)")
+        return size
+
+    def _map(self, fd):
+        protection = mmap.PROT_READ | (0 if self.mode == "ro" else mmap.PROT_WRITE)
+        sharing = mmap.MAP_PRIVATE if self.mode == "private" else mmap.MAP_SHARED
+        pointer = _libc.mmap(None, self.size, protection, sharing, fd, 0)
+        if pointer in (None, MAP_FAILED):
+            raise MinivmError(f"{self.path}: cannot be mapped ({os.strerror(ctypes.get_errno())})")
+        return pointer
+
+    @property
+    def guest_protection(self):
+        if self.mode == "ro":
+            return UC_PROT_READ | UC_PROT_EXEC
+        return UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
+
+    def map_into(self, uc):
+        uc.mem_map_ptr(self.address, self.size, self.guest_protection, self.pointer)
+
+    def sync(self):
+        """Push the guest's stores to the file (a read-write window only)."""
+        if self.mode == "rw":
+            _libc.msync(self.pointer, self.size, mmap.MS_SYNC)
+
+    def describe(self):
+        return (f"{self.path} -> 0x{self.address:x}-0x{self.address + self.size - 1:x} "
+                f"({self.mode}, {self.size // 1024} KiB)")

@@ -1,0 +1,238 @@
+"""virtio-blk: the paravirtualized disk (OASIS virtio 1.x, "Block Device").
+
+The guest's driver puts whole requests in a virtqueue and writes one notify
+register; the host then does all the I/O in one go and raises one interrupt.
+A request is a descriptor chain (virtqueue.py) whose device-readable part
+starts with a 16-byte header {u32 type, u32 reserved, u64 sector} (OUT data
+follows it), and whose device-writable part holds IN data, then one status
+byte.  The split between descriptors does not matter (spec "Message
+Framing"): the device reads the parts as byte streams.
+
+`process_block_queue` below is the specification of the device side;
+minivm/_fastpath.pyx has the same function in Cython, and the two must give
+byte-identical guest memory, used rings and image files (tests/test_virtio.py
+checks that, on hostile rings too).  The image file is never read whole:
+requests go to it with pread/pwrite at their sector.
+"""
+import os
+import struct
+
+from minivm.devices.virtqueue import ChainError, GuestMemory, Virtqueue
+
+SECTOR = 512
+
+# -- feature bits (device-specific, then the generic ones we offer) -------------
+VIRTIO_BLK_F_SIZE_MAX = 1       # config.size_max is the largest single buffer
+VIRTIO_BLK_F_SEG_MAX = 2        # config.seg_max is the most data buffers per request
+VIRTIO_BLK_F_RO = 5             # the disk is read-only
+VIRTIO_BLK_F_BLK_SIZE = 6       # config.blk_size is the logical block size
+VIRTIO_BLK_F_FLUSH = 9          # the FLUSH request exists
+VIRTIO_F_RING_INDIRECT_DESC = 28
+VIRTIO_F_RING_EVENT_IDX = 29
+VIRTIO_F_VERSION_1 = 32         # the modern interface (virtio 1.0+)
+
+# -- request types and status values ------------------------------------------------
+VIRTIO_BLK_T_IN = 0             # read sectors into the guest
+VIRTIO_BLK_T_OUT = 1            # write sectors from the guest
+VIRTIO_BLK_T_FLUSH = 4          # make every completed write durable (fsync)
+VIRTIO_BLK_T_GET_ID = 8         # the disk's serial number, 20 bytes
+VIRTIO_BLK_S_OK = 0
+VIRTIO_BLK_S_IOERR = 1
+VIRTIO_BLK_S_UNSUPP = 2
+
+HEADER = struct.Struct("<IIQ")
+ID_BYTES = 20
+SEG_MAX = 126                   # data buffers per request we accept (as QEMU offers)
+SIZE_MAX = 1 << 20              # bytes in one buffer
+
+
+class VirtioBlk:
+    """The block device's personality: ID, features, config space, queue work."""
+
+    device_id = 2
+    queues = 1
+    queue_size_max = 256
+
+    def __init__(self, image, twin=None):
+        """image: a DiskImage (minivm/devices/piodisk.py).  twin: the
+        process_block_queue to use, this module's (the default) or the
+        Cython one from minivm._fastpath."""
+        self.image = image
+        self.twin = twin or process_block_queue
+
+    def features(self, modern):
+        bits = [VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE,
+                VIRTIO_BLK_F_FLUSH, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_F_RING_EVENT_IDX]
+        if self.image.read_only:
+            bits.append(VIRTIO_BLK_F_RO)
+        if modern:
+            bits.append(VIRTIO_F_VERSION_1)
+        return sum(1 << bit for bit in bits)
+
+    def config(self):
+        """The device-specific config space (spec 5.2.4), little-endian."""
+        # capacity, size_max, seg_max, geometry (cylinders, heads, sectors), blk_size
+        return struct.pack("<QIIHBBI", self.image.sectors, SIZE_MAX, SEG_MAX, 0, 0, 0, SECTOR)
+
+    def process(self, buffer, base, state):
+        """Serve every available request on a queue."""
+        image = self.image
+        return self.twin(buffer, base, state, image.fd, image.sectors, image.read_only,
+                         image.serial)
+
+
+def process_block_queue(buffer, base, state, fd, sectors, read_only, serial):
+    """Serve all available requests on the queue `state` describes.
+
+    buffer/base: guest RAM and its guest physical address.  fd, sectors,
+    read_only, serial: the disk image.  Returns (completed, moved, notify,
+    needs_reset, low, high): requests completed, data bytes moved, whether
+    to interrupt the driver, whether the ring was broken (the device must
+    then ask for a reset), and the lowest and highest guest address written
+    (None, None if none), for the translation-cache flush."""
+    memory = GuestMemory(buffer, base)
+    queue = Virtqueue(memory, state)
+    old_used_idx = state.used_idx
+    written = WrittenRange()
+    completed = moved = 0
+    try:
+        for _ in range(queue.pending()):
+            head = queue.take()
+            buffers = queue.chain(head)
+            length, data = serve_request(memory, buffers, fd, sectors, read_only, serial,
+                                         written)
+            queue.put_used(head, length)
+            written.add(state.used + 4 + 8 * ((state.used_idx - 1) % state.size), 8)
+            completed += 1
+            moved += data
+    except ChainError:
+        return completed, moved, False, True, written.low, written.high
+    if not completed:
+        return 0, 0, False, False, written.low, written.high
+    notify = queue.publish(old_used_idx)
+    written.add(state.used + 2, 2)
+    if state.event_idx:
+        written.add(state.used + 4 + 8 * state.size, 2)
+    return completed, moved, notify, False, written.low, written.high
+
+
+class WrittenRange:
+    """The lowest and highest guest address the device wrote."""
+
+    def __init__(self):
+        self.low, self.high = None, None
+
+    def add(self, address, length):
+        end = address + length
+        self.low = address if self.low is None else min(self.low, address)
+        self.high = end if self.high is None else max(self.high, end)
+
+
+def serve_request(memory, buffers, fd, sectors, read_only, serial, written):
+    """Do one request; returns (bytes written into device-writable buffers,
+    data bytes moved between guest and disk)."""
+    readable, writable = split_chain(buffers)
+    status_byte = last_byte(writable)
+    status, data_written, moved = request_status(memory, readable, writable, fd, sectors,
+                                                 read_only, serial, written)
+    memory.write(status_byte, bytes([status]))
+    written.add(status_byte, 1)
+    return data_written + 1, moved
+
+
+def split_chain(buffers):
+    """(readable, writable) buffers; readable ones must all come first."""
+    first_writable = next((i for i, b in enumerate(buffers) if b.writable), len(buffers))
+    readable, writable = buffers[:first_writable], buffers[first_writable:]
+    if not writable or any(not b.writable for b in writable):
+        raise ChainError("no status byte the device may write")
+    return readable, writable
+
+
+def last_byte(writable):
+    """The address of the status byte: the last byte of the writable part."""
+    for buffer in reversed(writable):
+        if buffer.length:
+            return buffer.address + buffer.length - 1
+    raise ChainError("the writable part has no byte for the status")
+
+
+def request_status(memory, readable, writable, fd, sectors, read_only, serial, written):
+    """(status, bytes written to the guest's buffers, data bytes moved) for one request."""
+    readable_bytes = sum(b.length for b in readable)
+    writable_bytes = sum(b.length for b in writable) - 1        # less the status byte
+    failed = (VIRTIO_BLK_S_IOERR, 0, 0)
+    if readable_bytes < HEADER.size:
+        return failed
+    kind, _, sector = HEADER.unpack(gather(memory, readable, 0, HEADER.size))
+    if kind == VIRTIO_BLK_T_IN:
+        length = writable_bytes
+        if readable_bytes != HEADER.size or not in_range(sector, length, sectors):
+            return failed
+        try:
+            scatter_from_file(memory, writable, length, fd, sector * SECTOR, written)
+        except OSError:
+            return failed
+        return VIRTIO_BLK_S_OK, length, length
+    if kind == VIRTIO_BLK_T_OUT:
+        length = readable_bytes - HEADER.size
+        if writable_bytes != 0 or read_only or not in_range(sector, length, sectors):
+            return failed
+        try:
+            write_file(fd, sector * SECTOR, gather(memory, readable, HEADER.size, length))
+        except OSError:
+            return failed
+        return VIRTIO_BLK_S_OK, 0, length
+    if kind == VIRTIO_BLK_T_FLUSH:
+        try:
+            os.fsync(fd)        # durable before the status says so
+        except OSError:
+            return failed
+        return VIRTIO_BLK_S_OK, 0, 0
+    if kind == VIRTIO_BLK_T_GET_ID:
+        length = min(writable_bytes, ID_BYTES)
+        scatter(memory, writable, serial.ljust(ID_BYTES, b"\0")[:length], written)
+        return VIRTIO_BLK_S_OK, length, 0
+    return VIRTIO_BLK_S_UNSUPP, 0, 0
+
+
+def in_range(sector, length, sectors):
+    return length % SECTOR == 0 and sector + length // SECTOR <= sectors
+
+
+def gather(memory, buffers, skip, length):
+    """`length` bytes of the buffers' contents, after the first `skip`."""
+    data = bytearray()
+    for buffer in buffers:
+        take = min(buffer.length - skip, length - len(data)) if skip < buffer.length else 0
+        if take > 0:
+            data += memory.read(buffer.address + skip, take)
+        skip = max(0, skip - buffer.length)
+        if len(data) == length:
+            break
+    return bytes(data)
+
+
+def scatter(memory, buffers, data, written):
+    """Write `data` across the buffers, in order."""
+    done = 0
+    for buffer in buffers:
+        take = min(buffer.length, len(data) - done)
+        if take <= 0:
+            break
+        memory.write(buffer.address, data[done:done + take])
+        written.add(buffer.address, take)
+        done += take
+
+
+def scatter_from_file(memory, buffers, length, fd, offset, written):
+    """Read `length` bytes of the file at `offset` into the buffers."""
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise OSError("short read")
+    scatter(memory, buffers, data, written)
+
+
+def write_file(fd, offset, data):
+    if os.pwrite(fd, data, offset) != len(data):
+        raise OSError("short write")
