@@ -35,8 +35,13 @@ def fastpath_extensions():
     except ImportError:  # pip installs Cython for the build; a bare setup.py may not have it
         print("minivm: Cython not found; using the pure-Python path", file=sys.stderr)
         return []
-    return cythonize([Extension("minivm._fastpath", ["minivm/_fastpath.pyx"])],
-                     compiler_directives={"language_level": 3})
+    try:
+        return cythonize([Extension("minivm._fastpath", ["minivm/_fastpath.pyx"])],
+                         compiler_directives={"language_level": 3})
+    except Exception as error:   # a Cython that cannot translate it: run pure Python
+        print(f"minivm: translating the Cython fast path failed ({error}); "
+              "minivm will use the pure-Python path", file=sys.stderr)
+        return []
 
 
 setup(

@@ -95,24 +95,23 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial):
     old_used_idx = state.used_idx
     written = WrittenRange()
     completed = moved = 0
+    notify = False
     try:
         for _ in range(queue.pending()):
             head = queue.take()
             buffers = queue.chain(head)
             length, data = serve_request(memory, buffers, fd, sectors, read_only, serial,
                                          written)
-            queue.put_used(head, length)
-            written.add(state.used + 4 + 8 * ((state.used_idx - 1) % state.size), 8)
+            written.add(queue.put_used(head, length), 8)
             completed += 1
             moved += data
+        if completed:
+            notify = queue.publish(old_used_idx)
+            written.add(state.used + 2, 2)
+            if state.event_idx:
+                written.add(state.used + 4 + 8 * state.size, 2)
     except ChainError:
         return completed, moved, False, True, written.low, written.high
-    if not completed:
-        return 0, 0, False, False, written.low, written.high
-    notify = queue.publish(old_used_idx)
-    written.add(state.used + 2, 2)
-    if state.event_idx:
-        written.add(state.used + 4 + 8 * state.size, 2)
     return completed, moved, notify, False, written.low, written.high
 
 

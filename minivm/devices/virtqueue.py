@@ -147,11 +147,13 @@ class Virtqueue:
     # -- the used ring ---------------------------------------------------------------
 
     def put_used(self, head, written):
-        """Return a chain to the driver: {head, bytes written} into used.ring."""
+        """Return a chain to the driver: {head, bytes written} into used.ring.
+        Returns the address of the entry it wrote."""
         state = self.state
         slot = state.used + 4 + 8 * (state.used_idx % state.size)
         self.memory.write(slot, struct.pack("<II", head, written))
         state.used_idx = (state.used_idx + 1) & 0xFFFF
+        return slot
 
     def publish(self, old_used_idx):
         """Make the new used entries visible; True if the driver wants an interrupt."""
