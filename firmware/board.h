@@ -236,4 +236,70 @@ static inline void wfi(void)
 
 #define PIODISK_ERROR_READ_ONLY 3
 
+/*
+ * virtio-mmio (OASIS virtio 1.x, "Virtio Over MMIO"): eight transport
+ * slots one page apart; slot n raises PLIC line 1 + n.  A slot with no
+ * device behind it reads DeviceID 0.  Every register is 32 bits wide and
+ * takes only aligned 32-bit loads and stores ("MMIO Device Register
+ * Layout").  Version 2 is the modern interface; version 1 the "Legacy
+ * interface", which QEMU 7.2 `virt` still presents unless started with
+ * -global virtio-mmio.force-legacy=false.  Registers only one of them
+ * has are marked (modern) or (legacy).
+ */
+#define VIRTIO_MMIO_BASE(n)     (0x10001000UL + 0x1000UL * (n))
+#define VIRTIO_MMIO_SLOTS       8
+#define VIRTIO_MMIO_IRQ(n)      (1 + (n))
+
+#define VIRTIO_MMIO_MAGIC_VALUE         0x000   /* reads VIRTIO_MMIO_MAGIC */
+#define VIRTIO_MMIO_VERSION             0x004   /* 2 modern, 1 legacy */
+#define VIRTIO_MMIO_DEVICE_ID           0x008   /* VIRTIO_ID_*; 0: empty slot */
+#define VIRTIO_MMIO_VENDOR_ID           0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES     0x010   /* 32 feature bits the device offers... */
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014   /* ...word 0 (bits 0-31) or 1 (bits 32-63) */
+#define VIRTIO_MMIO_DRIVER_FEATURES     0x020   /* 32 feature bits the driver accepts... */
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024   /* ...word 0 or 1 */
+#define VIRTIO_MMIO_GUEST_PAGE_SIZE     0x028   /* (legacy) unit of QUEUE_PFN */
+#define VIRTIO_MMIO_QUEUE_SEL           0x030   /* the queue the QUEUE_* registers mean */
+#define VIRTIO_MMIO_QUEUE_NUM_MAX       0x034   /* largest queue size; 0: no such queue */
+#define VIRTIO_MMIO_QUEUE_NUM           0x038   /* the queue size the driver chose */
+#define VIRTIO_MMIO_QUEUE_ALIGN         0x03c   /* (legacy) alignment of the used ring */
+#define VIRTIO_MMIO_QUEUE_PFN           0x040   /* (legacy) page number of the queue; 0: unused */
+#define VIRTIO_MMIO_QUEUE_READY         0x044   /* (modern) 1: the device may use the queue */
+#define VIRTIO_MMIO_QUEUE_NOTIFY        0x050   /* write a queue index: "look at this queue" */
+#define VIRTIO_MMIO_INTERRUPT_STATUS    0x060   /* VIRTIO_MMIO_INT_* pending */
+#define VIRTIO_MMIO_INTERRUPT_ACK       0x064   /* write the VIRTIO_MMIO_INT_* handled */
+#define VIRTIO_MMIO_STATUS              0x070   /* VIRTIO_STATUS_*; write 0 to reset */
+#define VIRTIO_MMIO_QUEUE_DESC_LOW      0x080   /* (modern) descriptor table address */
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH     0x084
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW    0x090   /* (modern) available ring address */
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH   0x094
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW    0x0a0   /* (modern) used ring address */
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH   0x0a4
+#define VIRTIO_MMIO_CONFIG_GENERATION   0x0fc   /* (modern) changes when the config does */
+#define VIRTIO_MMIO_CONFIG              0x100   /* device-specific configuration space */
+
+#define VIRTIO_MMIO_MAGIC       0x74726976u     /* "virt", little-endian */
+#define VIRTIO_MMIO_INT_VRING   0x1             /* the device used buffers */
+#define VIRTIO_MMIO_INT_CONFIG  0x2             /* the configuration space changed */
+
+/* Device IDs ("Device Types"). */
+#define VIRTIO_ID_BLOCK         2
+
+/* Device status bits ("Device Status Field").  A driver sets the first
+ * four in this order while it brings the device up. */
+#define VIRTIO_STATUS_ACKNOWLEDGE        1      /* the driver found a virtio device */
+#define VIRTIO_STATUS_DRIVER             2      /* ...and knows how to drive it */
+#define VIRTIO_STATUS_FEATURES_OK        8      /* (modern) feature negotiation done */
+#define VIRTIO_STATUS_DRIVER_OK          4      /* the device is live */
+#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 64     /* set by the device: it gave up */
+#define VIRTIO_STATUS_FAILED             128    /* set by the driver: it gave up */
+
+/* Feature bits ("Feature Bits", "Block Device"), as 64-bit masks. */
+#define VIRTIO_BLK_F_RO         (1ULL << 5)     /* read-only: writes fail */
+#define VIRTIO_BLK_F_FLUSH      (1ULL << 9)     /* VIRTIO_BLK_T_FLUSH works */
+#define VIRTIO_F_VERSION_1      (1ULL << 32)    /* modern: required from a version 2 device */
+
+/* virtio-blk configuration space: struct virtio_blk_config ("Block Device"). */
+#define VIRTIO_BLK_CONFIG_CAPACITY      0x00    /* le64: size in 512-byte sectors */
+
 #endif

@@ -12,58 +12,9 @@
  */
 #include "board.h"
 #include "lib.h"
+#include "piodisk.h"
 
-#define SECTOR          512
-#define WORDS           (SECTOR / 4)
 #define CHECKED_SECTORS 128                 /* 64 KiB */
-
-static uint32_t disk_read(int reg)
-{
-    return mmio_read32(PIODISK_BASE + reg);
-}
-
-static void disk_write(int reg, uint32_t value)
-{
-    mmio_write32(PIODISK_BASE + reg, value);
-}
-
-/* Start a command; 0 if the disk accepted it, else its ERROR code. */
-static uint32_t disk_command(uint32_t command, uint64_t sector, uint32_t count)
-{
-    disk_write(PIODISK_SECTOR_LO, (uint32_t)sector);
-    disk_write(PIODISK_SECTOR_HI, (uint32_t)(sector >> 32));
-    disk_write(PIODISK_COUNT, count);
-    disk_write(PIODISK_COMMAND, command);
-    return (disk_read(PIODISK_STATUS) & PIODISK_STATUS_ERR) ? disk_read(PIODISK_ERROR) : 0;
-}
-
-/* Move one sector through the data port, after checking the disk wants it. */
-static int read_sector_data(uint32_t *words)
-{
-    if (!(disk_read(PIODISK_STATUS) & PIODISK_STATUS_DRQ))
-        return -1;
-    for (int i = 0; i < WORDS; i++)
-        words[i] = disk_read(PIODISK_DATA);
-    return 0;
-}
-
-static int write_sector_data(const uint32_t *words)
-{
-    if (!(disk_read(PIODISK_STATUS) & PIODISK_STATUS_DRQ))
-        return -1;
-    for (int i = 0; i < WORDS; i++)
-        disk_write(PIODISK_DATA, words[i]);
-    return 0;
-}
-
-static uint32_t fnv1a(uint32_t hash, const uint8_t *bytes, int length)
-{
-    for (int i = 0; i < length; i++) {
-        hash ^= bytes[i];
-        hash *= 16777619u;
-    }
-    return hash;
-}
 
 static uint32_t sector_buffer[WORDS];
 

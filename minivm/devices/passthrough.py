@@ -35,6 +35,7 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 MAP_FAILED = ctypes.c_void_p(-1).value
+MS_SYNC = 4              # msync(2): write back and wait (Linux's value; Python's mmap lacks it)
 
 
 class PassthroughWindow:
@@ -106,7 +107,7 @@ class PassthroughWindow:
     def sync(self):
         """Push the guest's stores to the file (a read-write window only)."""
         if self.mode == "rw":
-            _libc.msync(self.pointer, self.size, mmap.MS_SYNC)
+            _libc.msync(self.pointer, self.size, MS_SYNC)
 
     def describe(self):
         return (f"{self.path} -> 0x{self.address:x}-0x{self.address + self.size - 1:x} "
