@@ -70,6 +70,21 @@ def run_qemu(path):
     return done.stdout, done.returncode
 
 
+def run_qemu_with_disk(path, image, legacy=False, read_only=False):
+    """(output, exit status) of a virtio-blk image on QEMU with `image` as its disk.
+
+    QEMU 7.2's virtio-mmio is legacy unless told otherwise."""
+    drive = f"file={image},if=none,format=raw,id=d0" + (",readonly=on" if read_only else "")
+    command = [qemu_binary(path), "-M", "virt", "-m", "128M", "-bios", "none",
+               "-kernel", str(path), "-nographic", "-monitor", "none",
+               "-drive", drive, "-device", "virtio-blk-device,drive=d0"]
+    if not legacy:
+        command[1:1] = ["-global", "virtio-mmio.force-legacy=false"]
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=QEMU_TIMEOUT)
+    return done.stdout, done.returncode
+
+
 def golden(path):
     """(output bytes, exit status) recorded from QEMU for this image."""
     name = path.stem

@@ -216,12 +216,13 @@ def scatter(memory, buffers, data, written):
     """Write `data` across the buffers, in order."""
     done = 0
     for buffer in buffers:
-        take = min(buffer.length, len(data) - done)
-        if take <= 0:
+        if done == len(data):
             break
-        memory.write(buffer.address, data[done:done + take])
-        written.add(buffer.address, take)
-        done += take
+        take = min(buffer.length, len(data) - done)
+        if take:                 # a zero-length buffer holds nothing: skip it
+            memory.write(buffer.address, data[done:done + take])
+            written.add(buffer.address, take)
+            done += take
 
 
 def scatter_from_file(memory, buffers, length, fd, offset, written):
