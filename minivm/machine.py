@@ -163,7 +163,6 @@ class Machine:
         if len(virtio_blk) > VIRTIO_SLOTS:
             raise MinivmError(f"at most {VIRTIO_SLOTS} virtio devices")
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
-        self.pending_dma = []           # guest ranges devices wrote: translated code to drop
         self._assemble()
         self.tracer = None
         if trace is not None:
@@ -253,10 +252,10 @@ class Machine:
 
     def _on_dma(self, low, high):
         # A device wrote guest memory behind Unicorn's back: code translated
-        # from there is stale (DESIGN.md fact 5).  Drop it between runs, not
-        # from inside the access that is running now.
-        self.pending_dma.append((low, high))
-        self._request_service()
+        # from there is stale (DESIGN.md fact 5), so drop it now.  (QEMU does
+        # the same from inside a store when code modifies itself; the
+        # translation that is running stays valid until it ends.)
+        self.vcpu.uc.ctl_remove_cache(low, high)
 
     def _request_service(self):
         """Something changed that the run loop must look at (a deadline, an
@@ -380,9 +379,6 @@ class Machine:
 
     def _prepare_next_run(self):
         """Between two runs: take a due interrupt, and set the next deadline."""
-        for low, high in self.pending_dma:
-            self.vcpu.uc.ctl_remove_cache(low, high)
-        self.pending_dma.clear()
         self._advance_devices()
         cause = self.vcpu.interrupt_due()
         if cause is not None:

@@ -40,7 +40,7 @@ class Plic(Device):
     def reset(self):
         self.priority = [0] * SOURCES
         self.level = [False] * SOURCES       # the device lines as they are now
-        self.pending = [False] * SOURCES
+        self.pending = set()                 # sources waiting to be claimed
         self.in_service = [False] * SOURCES  # claimed and not yet completed
         self.enable = [[False] * SOURCES for _ in range(CONTEXTS)]
         self.threshold = [0] * CONTEXTS
@@ -55,9 +55,9 @@ class Plic(Device):
             return                       # no such source (0 means "none")
         self.level[source] = level
         if level and not self.in_service[source]:
-            self.pending[source] = True
+            self.pending.add(source)
         elif not level:
-            self.pending[source] = False
+            self.pending.discard(source)
         self.update()
 
     # -- guest accesses ------------------------------------------------------------
@@ -67,7 +67,9 @@ class Plic(Device):
             source = offset // 4
             return self.priority[source] if 0 < source < SOURCES else 0
         if offset < ENABLE:
-            return self._bits(self.pending, (offset - PENDING) // 4)
+            word = (offset - PENDING) // 4
+            return sum(1 << (source - 32 * word) for source in self.pending
+                       if source // 32 == word)
         if offset < CONTEXT:
             context, word = divmod(offset - ENABLE, ENABLE_STRIDE)
             return self._bits(self.enable[context], word // 4) if context < CONTEXTS else 0
@@ -118,16 +120,15 @@ class Plic(Device):
     def best_source(self, context):
         """The pending, enabled source of highest priority above threshold (0: none)."""
         best, best_priority = 0, self.threshold[context]
-        for source in range(1, SOURCES):
-            if (self.pending[source] and self.enable[context][source]
-                    and self.priority[source] > best_priority):
+        for source in sorted(self.pending):          # ties go to the lowest number
+            if self.enable[context][source] and self.priority[source] > best_priority:
                 best, best_priority = source, self.priority[source]
         return best
 
     def _claim(self, context):
         source = self.best_source(context)
         if source:
-            self.pending[source] = False
+            self.pending.discard(source)
             self.in_service[source] = True
             self.update()
         return source
@@ -135,7 +136,8 @@ class Plic(Device):
     def _complete(self, source):
         if 0 < source < SOURCES and self.in_service[source]:
             self.in_service[source] = False
-            self.pending[source] = self.level[source]
+            if self.level[source]:
+                self.pending.add(source)
             self.update()
 
     def update(self):
