@@ -435,6 +435,31 @@ cdef inline bint need_event(uint16_t event, uint16_t new, uint16_t old) noexcept
     return <uint16_t>(new - event - 1) < <uint16_t>(new - old)
 
 
+cdef bint publish(Ram *ram, uint64_t avail, uint64_t used, uint32_t size, bint event_idx,
+                  uint16_t last_avail, uint16_t used_idx, uint16_t old_used_idx,
+                  bint *notify, Written *written) noexcept nogil:
+    """virtqueue.Virtqueue.publish, step for step; False where the Python
+    twin raises ChainError."""
+    if not in_ram(ram, used + 2, 2):
+        return False
+    store(ram, used + 2, used_idx, 2)
+    add_written(written, used + 2, 2)
+    if event_idx:
+        if not in_ram(ram, used + 4 + 8 * <uint64_t>size, 2):
+            return False
+        store(ram, used + 4 + 8 * <uint64_t>size, last_avail, 2)
+        add_written(written, used + 4 + 8 * <uint64_t>size, 2)
+        if not in_ram(ram, avail + 4 + 2 * <uint64_t>size, 2):
+            return False
+        notify[0] = need_event(<uint16_t>load(ram, avail + 4 + 2 * <uint64_t>size, 2),
+                               used_idx, old_used_idx)
+        return True
+    if not in_ram(ram, avail, 2):
+        return False
+    notify[0] = not (load(ram, avail, 2) & AVAIL_F_NO_INTERRUPT)
+    return True
+
+
 def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
                         bint read_only, bytes serial):
     """Twin of virtio_blk.process_block_queue: (completed, moved, notify,
@@ -448,7 +473,7 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
     cdef uint64_t desc = state.desc, avail = state.avail, used = state.used
     cdef bint event_idx = state.event_idx, indirect = state.indirect
     cdef uint16_t last_avail = state.last_avail, used_idx = state.used_idx
-    cdef uint16_t old_used_idx = used_idx, pending, head, used_event
+    cdef uint16_t old_used_idx = used_idx, pending = 0, head
     cdef uint64_t completed = 0, moved = 0, moved_one, slot
     cdef Written written
     written.any = False
@@ -464,7 +489,7 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
         raise MemoryError()
     try:
         with nogil:
-            broken = size == 0 or not in_ram(&ram, avail + 2, 2)
+            broken = not in_ram(&ram, avail + 2, 2)
             if not broken:
                 pending = <uint16_t>(load(&ram, avail + 2, 2) - last_avail)
                 broken = pending > size
@@ -496,26 +521,8 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
                 completed += 1
                 moved += moved_one
             if not broken and completed:
-                # Queue.publish: used.idx, then (EVENT_IDX) avail_event and used_event.
-                if not in_ram(&ram, used + 2, 2):
-                    broken = True
-                else:
-                    store(&ram, used + 2, used_idx, 2)
-                    if event_idx:
-                        if not in_ram(&ram, used + 4 + 8 * <uint64_t>size, 2) or \
-                                not in_ram(&ram, avail + 4 + 2 * <uint64_t>size, 2):
-                            broken = True
-                        else:
-                            store(&ram, used + 4 + 8 * <uint64_t>size, last_avail, 2)
-                            used_event = <uint16_t>load(&ram, avail + 4 + 2 * <uint64_t>size, 2)
-                            notify = need_event(used_event, used_idx, old_used_idx)
-                    else:
-                        notify = not (load(&ram, avail, 2) & AVAIL_F_NO_INTERRUPT) \
-                            if in_ram(&ram, avail, 2) else False
-                    if not broken:
-                        add_written(&written, used + 2, 2)
-                        if event_idx:
-                            add_written(&written, used + 4 + 8 * <uint64_t>size, 2)
+                broken = not publish(&ram, avail, used, size, event_idx, last_avail, used_idx,
+                                     old_used_idx, &notify, &written)
     finally:
         free(segments)
         free(iov)

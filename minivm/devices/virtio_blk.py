@@ -106,10 +106,7 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial):
             completed += 1
             moved += data
         if completed:
-            notify = queue.publish(old_used_idx)
-            written.add(state.used + 2, 2)
-            if state.event_idx:
-                written.add(state.used + 4 + 8 * state.size, 2)
+            notify = queue.publish(old_used_idx, written.add)
     except ChainError:
         return completed, moved, False, True, written.low, written.high
     return completed, moved, notify, False, written.low, written.high
@@ -178,7 +175,7 @@ def request_status(memory, readable, writable, fd, sectors, read_only, serial, w
         if writable_bytes != 0 or read_only or not in_range(sector, length, sectors):
             return failed
         try:
-            write_file(fd, sector * SECTOR, gather(memory, readable, HEADER.size, length))
+            write_file_from(memory, readable, HEADER.size, length, fd, sector * SECTOR)
         except OSError:
             return failed
         return VIRTIO_BLK_S_OK, 0, length
@@ -226,13 +223,52 @@ def scatter(memory, buffers, data, written):
 
 
 def scatter_from_file(memory, buffers, length, fd, offset, written):
-    """Read `length` bytes of the file at `offset` into the buffers."""
-    data = os.pread(fd, length, offset)
-    if len(data) != length:
-        raise OSError("short read")
-    scatter(memory, buffers, data, written)
+    """Read `length` bytes of the file at `offset` straight into the buffers
+    (preadv into guest RAM, as the Cython twin does, so that a failed read
+    leaves guest memory the same in both)."""
+    transfer(os.preadv, fd, slices(memory, buffers, 0, length), offset, length)
+    for view in slices(memory, buffers, 0, length):
+        written.add(view.address, len(view.data))
 
 
-def write_file(fd, offset, data):
-    if os.pwrite(fd, data, offset) != len(data):
-        raise OSError("short write")
+def write_file_from(memory, buffers, skip, length, fd, offset):
+    """Write `length` bytes of the buffers, after `skip`, to the file at `offset`."""
+    transfer(os.pwritev, fd, slices(memory, buffers, skip, length), offset, length)
+
+
+class Slice:
+    def __init__(self, address, data):
+        self.address, self.data = address, data
+
+
+def slices(memory, buffers, skip, length):
+    """Guest memory views over `length` bytes of the buffers after `skip`."""
+    views, done = [], 0
+    for buffer in buffers:
+        if done == length:
+            break
+        if skip >= buffer.length:
+            skip -= buffer.length
+            continue
+        take = min(buffer.length - skip, length - done)
+        start = memory.offset(buffer.address + skip, take)
+        views.append(Slice(buffer.address + skip, memoryview(memory.buffer)[start:start + take]))
+        done += take
+        skip = 0
+    return views
+
+
+IOV_BATCH = 1024        # at most IOV_MAX buffers per preadv/pwritev call
+
+
+def transfer(call, fd, views, offset, length):
+    """All `length` bytes through preadv/pwritev, a batch of buffers at a time."""
+    done = 0
+    for first in range(0, len(views), IOV_BATCH):
+        batch = [view.data for view in views[first:first + IOV_BATCH]]
+        want = sum(len(data) for data in batch)
+        if call(fd, batch, offset + done) != want:
+            raise OSError("short transfer")
+        done += want
+    if done != length:
+        raise OSError("short transfer")

@@ -155,14 +155,17 @@ class Virtqueue:
         state.used_idx = (state.used_idx + 1) & 0xFFFF
         return slot
 
-    def publish(self, old_used_idx):
-        """Make the new used entries visible; True if the driver wants an interrupt."""
+    def publish(self, old_used_idx, wrote=lambda address, length: None):
+        """Make the new used entries visible; True if the driver wants an
+        interrupt.  wrote(address, length) hears of each field written."""
         state = self.state
         self.memory.set_u16(state.used + 2, state.used_idx)
+        wrote(state.used + 2, 2)
         if state.event_idx:
             # Tell the driver how far we read, and interrupt only if the
             # used index passed the point it asked for (used_event).
             self.memory.set_u16(state.used + 4 + 8 * state.size, state.last_avail)
+            wrote(state.used + 4 + 8 * state.size, 2)
             used_event = self.memory.u16(state.avail + 4 + 2 * state.size)
             return need_event(used_event, state.used_idx, old_used_idx)
         return not self.memory.u16(state.avail) & AVAIL_F_NO_INTERRUPT
