@@ -62,6 +62,11 @@ def build_parser():
                      metavar="PATH@ADDR[,ro|,private]",
                      help="map a host file (size a multiple of 4 KiB) into guest memory "
                           "at ADDR (hex); repeatable")
+    run.add_argument("--gdb", type=_positive_int, metavar="PORT",
+                     help="serve gdb's remote protocol on localhost:PORT "
+                          "(gdb-multiarch FW.elf -ex 'target remote :PORT')")
+    run.add_argument("--gdb-wait", action="store_true",
+                     help="with --gdb: wait for gdb before running the first instruction")
     run.add_argument("--clock", choices=("virtual", "host"), default="virtual",
                      help="virtual (default): time counts guest instructions, every run "
                           "the same; host: time follows the wall clock, runs differ")
@@ -120,6 +125,14 @@ def command_run(args):
                       max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer,
                       input=source, clock=args.clock, disk=args.disk,
                       passthrough=args.passthrough, virtio_blk=args.virtio_blk)
+    if args.gdb:
+        try:
+            debugger = machine.attach_debugger(args.gdb)
+        except OSError as error:
+            raise MinivmError(f"gdb port {args.gdb}: {error.strerror}")
+        print(f"minivm: gdb server on localhost:{args.gdb}"
+              + (", waiting for gdb" if args.gdb_wait else ""), file=sys.stderr, flush=True)
+        debugger.start(args.gdb_wait)
     with stop_on_interrupt(machine.vcpu), terminal_mode(source):
         result = machine.run()
     sys.stdout.flush()

@@ -164,6 +164,8 @@ class Machine:
             raise MinivmError(f"at most {VIRTIO_SLOTS} virtio devices")
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
         self._assemble()
+        self.debugger = None
+        self.budget = max_insns
         self.tracer = None
         if trace is not None:
             from minivm.trace import Tracer
@@ -271,16 +273,28 @@ class Machine:
         instructions since power-on.  A run that stopped at its budget can be
         continued by calling run() again with a larger one.
         """
-        budget = self.max_insns if max_insns is None else max_insns
-        self._set_up_instruction_count(budget)
+        self.budget = self.max_insns if max_insns is None else max_insns
+        self._set_up_instruction_count(self.budget)
         self._prepare_next_run()
         while True:
             exit = self.vcpu.run()
             self.console.flush()
+            if self.debugger is not None and self.debugger.owns(exit):
+                if self.debugger.stopped(exit) == "kill":
+                    return self._end(exit, 0, "killed by the debugger")
+                self._prepare_next_run()
+                continue
             result = self.handle(exit)
             if result is not None:
                 return result
             self._prepare_next_run()
+
+    def attach_debugger(self, port):
+        """Serve gdb's remote protocol on a local TCP port (minivm/gdb.py);
+        call .start(wait) on the result before run()."""
+        from minivm.gdb import Debugger
+        self.debugger = Debugger(self, port)
+        return self.debugger
 
     def _set_up_instruction_count(self, budget):
         # Count every instruction only when something needs the exact count
@@ -454,6 +468,8 @@ class Machine:
 
     def _end(self, exit, exit_code, message):
         self._trace_exit(exit, message)
+        if self.debugger is not None:
+            self.debugger.finished(exit_code)
         for window in self.windows:
             window.sync()
         clean = exit.reason is ExitReason.FINISH

@@ -34,6 +34,8 @@ class Bus:
         self.uc = vcpu.uc
         self.regions = []
         self.tracer = None   # set by the machine when --trace is on
+        self.watch = None    # set by the debugger: watch(address, is_write) -> stop first?
+        self.last_written = None  # with a debugger: address -> the last byte the guest wrote
         self._callbacks = []
 
     def add_ram(self, name, ram):
@@ -51,7 +53,7 @@ class Bus:
         # UART has 0x100 bytes) also answers the rest of its page, reading
         # 0 and ignoring writes like any unknown register.
         mapped = -(-device.size // PAGE) * PAGE
-        read, write = self._reader(name, device), self._writer(name, device)
+        read, write = self._reader(name, device, base), self._writer(name, device, base)
         # Registered with libunicorn directly rather than through
         # Uc.mmio_map, whose two extra Python wrapper frames per access
         # would cost a third of every trap.  The callbacks must stay alive
@@ -81,11 +83,13 @@ class Bus:
     # An exception inside one (a bug in a device model) is kept and raised
     # again from emu_start, as Unicorn's own hook wrapper does.
 
-    def _reader(self, name, device):
+    def _reader(self, name, device, base):
         traps, uc, vcpu = device.traps, self.uc, self.vcpu
 
         def read(handle, offset, size, user_data):
             try:
+                if self.watch is not None and self.watch(base + offset, False):
+                    return 0       # stopped before the access: it runs again on resuming
                 traps[offset, size, False, device.bank] += 1
                 value = device.read(offset, size)
                 vcpu.last_load = value     # in case the vCPU must finish this load itself
@@ -97,15 +101,20 @@ class Bus:
                 return 0
         return _binding.MMIO_READ_CFUNC(read)
 
-    def _writer(self, name, device):
+    def _writer(self, name, device, base):
         traps, uc = device.traps, self.uc
 
         def write(handle, offset, size, value, user_data):
             try:
+                if self.watch is not None and self.watch(base + offset, True):
+                    return         # stopped before the access: it runs again on resuming
                 traps[offset, size, True, device.bank] += 1
                 if self.tracer is not None:
                     self.tracer.mmio(name, device, offset, size, value, is_write=True)
                 device.write(offset, size, value)
+                if self.last_written is not None:
+                    for byte in range(size):
+                        self.last_written[base + offset + byte] = (value >> (8 * byte)) & 0xFF
             except BaseException as error:
                 _stop_with(uc, error)
         return _binding.MMIO_WRITE_CFUNC(write)

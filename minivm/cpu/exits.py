@@ -20,6 +20,7 @@ class ExitReason(enum.Enum):
     FINISH = "FINISH"        # the guest wrote the finisher (test device)
     RESET = "RESET"          # the guest asked the finisher for a reset
     LIMIT = "LIMIT"          # the instruction budget (--max-insns) ran out
+    BREAKPOINT = "BREAKPOINT"  # a debugger's breakpoint or watchpoint
     INTERRUPTED = "INTERRUPTED"  # the user pressed Ctrl-C
 
 

@@ -1,0 +1,496 @@
+"""A gdb remote serial protocol server, living in the run loop.
+
+    minivm run FW.elf --gdb 1234 --gdb-wait      # like QEMU's -s -S
+    gdb-multiarch FW.elf -ex 'target remote :1234'
+
+The server is not a thread racing the vCPU: it is one more source of exits.
+When the guest stops (a breakpoint, a watchpoint, a single step, Ctrl-C
+from gdb), the run loop hands the stop to `Debugger.stopped()`, which talks
+to gdb until gdb says continue, step, detach or kill.  A small helper thread
+only watches the socket while the guest runs, to stop the vCPU when gdb
+sends Ctrl-C (byte 0x03), as the terminal's Ctrl-C does.
+
+What each gdb request costs the guest:
+  software breakpoint (Z0)   a Unicorn code hook on that one address: free elsewhere
+  watchpoint (Z2/Z3/Z4)      a memory hook on that range; on a device register the
+                             bus stops the guest *before* the access reaches the device
+  single step (s)            the exact instruction counter, stopping after one
+Nothing is hooked while no breakpoint or watchpoint is set.
+Protocol: "GDB Remote Serial Protocol" in the gdb manual (Appendix E).
+"""
+import socket
+import threading
+
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
+from unicorn.riscv_const import (UC_RISCV_REG_SATP, UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MIE,
+                                 UC_RISCV_REG_MIP, UC_RISCV_REG_MISA, UC_RISCV_REG_MSCRATCH,
+                                 UC_RISCV_REG_MSTATUS, UC_RISCV_REG_MTVAL, UC_RISCV_REG_MTVEC,
+                                 UC_RISCV_REG_SATP, UC_RISCV_REG_SCAUSE, UC_RISCV_REG_SEPC,
+                                 UC_RISCV_REG_SSTATUS, UC_RISCV_REG_STVAL, UC_RISCV_REG_STVEC)
+
+from minivm.cpu import Exit, ExitReason, mmu
+
+SIGINT, SIGTRAP = 2, 5
+ABI_NAMES = ("zero ra sp gp tp t0 t1 t2 fp s1 a0 a1 a2 a3 a4 a5 a6 a7 "
+             "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6").split()
+PC_REGNUM = 32
+CSR_REGNUM_BASE = 65          # gdb numbers CSR n as register 65 + n
+PRIV_REGNUM = 65 + 4096       # gdb's virtual "priv" register
+CSRS = {  # CSR number: (name, Unicorn register), the ones a trap handler reads
+    0x300: ("mstatus", UC_RISCV_REG_MSTATUS), 0x301: ("misa", UC_RISCV_REG_MISA),
+    0x304: ("mie", UC_RISCV_REG_MIE), 0x305: ("mtvec", UC_RISCV_REG_MTVEC),
+    0x340: ("mscratch", UC_RISCV_REG_MSCRATCH), 0x341: ("mepc", UC_RISCV_REG_MEPC),
+    0x342: ("mcause", UC_RISCV_REG_MCAUSE), 0x343: ("mtval", UC_RISCV_REG_MTVAL),
+    0x344: ("mip", UC_RISCV_REG_MIP), 0x100: ("sstatus", UC_RISCV_REG_SSTATUS),
+    0x105: ("stvec", UC_RISCV_REG_STVEC), 0x141: ("sepc", UC_RISCV_REG_SEPC),
+    0x142: ("scause", UC_RISCV_REG_SCAUSE), 0x143: ("stval", UC_RISCV_REG_STVAL),
+    0x180: ("satp", UC_RISCV_REG_SATP),
+}
+WATCH_KINDS = {"2": "write", "3": "read", "4": "access"}
+
+
+def target_xml(xlen):
+    bits = xlen
+    gprs = "".join(f'<reg name="{name}" bitsize="{bits}" type="{"code_ptr" if name == "ra" else "int"}"'
+                   f' regnum="{n}"/>' for n, name in enumerate(ABI_NAMES))
+    csrs = "".join(f'<reg name="{name}" bitsize="{bits}" type="int" regnum="{CSR_REGNUM_BASE + n}"/>'
+                   for n, (name, _) in sorted(CSRS.items()))
+    return ('<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd">'
+            f'<target version="1.0"><architecture>riscv:rv{xlen}</architecture>'
+            f'<feature name="org.gnu.gdb.riscv.cpu">{gprs}'
+            f'<reg name="pc" bitsize="{bits}" type="code_ptr" regnum="{PC_REGNUM}"/></feature>'
+            f'<feature name="org.gnu.gdb.riscv.csr">{csrs}</feature>'
+            f'<feature name="org.gnu.gdb.riscv.virtual"><reg name="priv" bitsize="{bits}" '
+            f'type="int" regnum="{PRIV_REGNUM}"/></feature></target>')
+
+
+class Connection:
+    """Packets over a TCP socket: $data#checksum, acknowledged with + ."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+        self.lock = threading.Lock()   # the interrupt watcher reads the socket too
+
+    def _byte(self):
+        with self.lock:
+            if not self.buffer:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError("gdb went away")
+                self.buffer = chunk
+            byte, self.buffer = self.buffer[:1], self.buffer[1:]
+            return byte
+
+    def receive(self):
+        """The next packet's data, or b'\\x03' for an interrupt request."""
+        while True:
+            byte = self._byte()
+            if byte == b"\x03":
+                return byte
+            if byte == b"$":
+                break
+        data = b""
+        while (byte := self._byte()) != b"#":
+            data += byte
+        self._byte(), self._byte()          # the checksum: TCP already guards the bytes
+        self.sock.sendall(b"+")
+        return unescape(data)
+
+    def send(self, text):
+        data = text.encode("latin-1") if isinstance(text, str) else text
+        checksum = sum(data) & 0xFF
+        self.sock.sendall(b"$" + data + b"#%02x" % checksum)
+        while self._byte() != b"+":         # wait for gdb's acknowledgement
+            pass
+
+
+
+def unescape(data):
+    out, escaped = bytearray(), False
+    for byte in data:
+        if escaped:
+            out.append(byte ^ 0x20)
+            escaped = False
+        elif byte == 0x7D:
+            escaped = True
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+class Debugger:
+    def __init__(self, machine, port):
+        self.machine = machine
+        self.vcpu = machine.vcpu
+        self.xlen = machine.vcpu.xlen
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.port = self.listener.getsockname()[1]
+        self.conn = None
+        self.breakpoints = {}        # address -> Unicorn hook handle
+        self.watchpoints = {}        # (kind, address, length) -> Unicorn hook handle
+        self.skip = None             # (kind, address) to let pass once on resuming
+        self.stepping = False
+        self.guest_running = False
+        self.hit = None              # the watchpoint that stopped the guest: (kind, address)
+        self.arrived = None          # a connection accepted while the guest ran
+        machine.bus.watch = self.mmio_watch
+        machine.bus.last_written = {}
+
+    def start(self, wait=False):
+        """Wait for gdb now (--gdb-wait), or let it connect while the guest runs."""
+        if wait:
+            self._attach(self._accept())
+            self.serve(f"S{SIGTRAP:02x}", announce=False)
+        else:
+            self._listen_in_background()
+
+    def _listen_in_background(self):
+        threading.Thread(target=self._accept_later, daemon=True).start()
+
+    # -- the connection ----------------------------------------------------------
+
+    def _accept(self):
+        sock, _ = self.listener.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _accept_later(self):
+        # Without --gdb-wait the guest runs at once; when gdb connects, stop
+        # it so the run loop can hand the connection over (see stopped()).
+        self.arrived = self._accept()
+        self.vcpu.stop()
+
+    def _attach(self, sock):
+        self.conn = Connection(sock)
+        threading.Thread(target=self._watch_for_interrupt, daemon=True).start()
+
+    def _watch_for_interrupt(self):
+        # While the guest runs gdb sends only acknowledgements and Ctrl-C
+        # (0x03): keep the bytes for the command loop, stop the vCPU on 0x03.
+        import select
+        conn = self.conn
+        while self.conn is conn:
+            try:
+                readable, _, _ = select.select([conn.sock], [], [], 0.05)
+                if not readable or not self.guest_running:
+                    continue
+                with conn.lock:
+                    if not self.guest_running:
+                        continue          # stopped meanwhile: the bytes are the command loop's
+                    data = conn.sock.recv(4096, socket.MSG_DONTWAIT)
+                    if b"\x03" in data:
+                        data = data.replace(b"\x03", b"")
+                        self.vcpu.stop()
+                    conn.buffer += data
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                return                    # the connection is gone
+
+    # -- exits the run loop hands over ------------------------------------------------
+
+    def stopped(self, exit):
+        """The guest stopped for the debugger: report it, serve gdb. Returns
+        'continue', or 'kill' to end the run."""
+        if self.conn is not None:
+            with self.conn.lock:
+                self.guest_running = False
+        self.guest_running = False
+        if self.conn is None and self.arrived is not None:
+            self._attach(self.arrived)
+            self.arrived = None
+            return self.serve(f"S{SIGTRAP:02x}", announce=False)
+        if self.conn is None:
+            return "continue"
+        if exit.reason is ExitReason.INTERRUPTED:
+            reply = f"S{SIGINT:02x}"
+        elif self.hit is not None:
+            kind, address = self.hit
+            prefix = {"write": "watch", "read": "rwatch", "access": "awatch"}[kind]
+            reply = f"T{SIGTRAP:02x}{prefix}:{address:x};"
+            self.skip = (kind, address)
+            self.hit = None
+        else:
+            reply = f"T{SIGTRAP:02x}swbreak:;" if self.vcpu.pc in self.breakpoints \
+                else f"S{SIGTRAP:02x}"
+        return self.serve(reply)
+
+    def owns(self, exit):
+        """Is this exit the debugger's to report (rather than the run's end)?"""
+        if self.conn is None:
+            return self.arrived is not None and exit.reason is ExitReason.INTERRUPTED
+        if exit.reason is ExitReason.LIMIT and self.stepping:
+            return True
+        return exit.reason in (ExitReason.BREAKPOINT, ExitReason.INTERRUPTED)
+
+    def finished(self, code):
+        if self.conn is not None:
+            try:
+                self.conn.send(f"W{code & 0xFF:02x}")
+            except OSError:
+                pass
+            self.close(listen=False)
+
+    def close(self, listen=True):
+        """Drop the connection; a later gdb may connect again, as with QEMU."""
+        if self.conn is not None:
+            self.conn.sock.close()
+            self.conn = None
+            if listen:
+                self._listen_in_background()
+
+    # -- the command loop ------------------------------------------------------------
+
+    def serve(self, stop_reply, announce=True):
+        """Tell gdb why the guest stopped, then answer it until it resumes the guest.
+        (When gdb has just connected it asks with '?' instead.)"""
+        self.last_stop = stop_reply
+        self._prepare_counter(step=False)
+        try:
+            if announce:
+                self.conn.send(stop_reply)
+        except OSError:
+            self.close()
+            return "continue"
+        while True:
+            try:
+                packet = self.conn.receive().decode("latin-1")
+            except (ConnectionError, OSError):
+                self.close()
+                return "continue"
+            action = self.handle(packet)
+            if action in ("continue", "step", "kill", "detach"):
+                break
+        if action == "kill":
+            self.close(listen=False)
+            return "kill"
+        if action == "detach":
+            self._remove_all()
+            self.close()
+            return "continue"
+        self._prepare_counter(step=action == "step")
+        self.guest_running = True
+        return "continue"
+
+    def handle(self, packet):
+        """One packet; returns an action for the ones that resume the guest."""
+        command = packet[:1]
+        if packet == "\x03":
+            return None
+        if packet.startswith("qSupported"):
+            return self.reply("PacketSize=4000;qXfer:features:read+;swbreak+")
+        if packet.startswith("qXfer:features:read:target.xml:"):
+            offset, length = (int(x, 16) for x in packet.rsplit(":", 1)[1].split(","))
+            document = target_xml(self.xlen)
+            chunk = document[offset:offset + length]
+            return self.reply(("l" if offset + length >= len(document) else "m") + chunk)
+        if packet in ("qAttached",):
+            return self.reply("1")
+        if packet == "qC":
+            return self.reply("QC1")
+        if packet == "qfThreadInfo":
+            return self.reply("m1")
+        if packet == "qsThreadInfo":
+            return self.reply("l")
+        if packet == "?":
+            return self.reply(self.last_stop)
+        if command == "g":
+            return self.reply("".join(self._hex(self._register(n)) for n in range(33)))
+        if command == "p":
+            value = self._register(int(packet[1:], 16))
+            return self.reply("E01" if value is None else self._hex(value))
+        if command == "P":
+            number, value = packet[1:].split("=")
+            return self.reply("OK" if self._set_register(int(number, 16), self._unhex(value))
+                              else "E01")
+        if command == "G":
+            width = self.xlen // 4
+            for n in range(33):
+                self._set_register(n, self._unhex(packet[1 + n * width:1 + (n + 1) * width]))
+            return self.reply("OK")
+        if command == "m":
+            address, length = (int(x, 16) for x in packet[1:].split(","))
+            data = self._read_memory(address, length)
+            return self.reply("E14" if data is None else data.hex())
+        if command in ("M", "X"):
+            where, data = packet[1:].split(":", 1)
+            address, length = (int(x, 16) for x in where.split(","))
+            raw = bytes.fromhex(data) if command == "M" else data.encode("latin-1")
+            return self.reply("OK" if self._write_memory(address, raw[:length]) else "E14")
+        if command in ("Z", "z"):
+            return self.reply(self._breakpoint(command == "Z", packet[1:]))
+        if packet.startswith("vCont?"):
+            return self.reply("vCont;c;C;s;S")
+        if packet.startswith("vCont;"):
+            first = packet[6:].split(";")[0]
+            return "step" if first[:1] in ("s", "S") else "continue"
+        if command in ("c", "C"):
+            return "continue"
+        if command in ("s", "S"):
+            return "step"
+        if command == "k" or packet.startswith("vKill"):
+            return "kill"
+        if command == "D":
+            self.reply("OK")
+            return "detach"
+        if command in ("H", "T") or packet.startswith("qSymbol"):
+            return self.reply("OK")
+        return self.reply("")
+
+    def reply(self, text):
+        self.conn.send(text)
+        return None
+
+    # -- registers and memory --------------------------------------------------------
+
+    def _hex(self, value):
+        return (value & ((1 << self.xlen) - 1)).to_bytes(self.xlen // 8, "little").hex()
+
+    def _unhex(self, text):
+        return int.from_bytes(bytes.fromhex(text), "little")
+
+    def _register(self, number):
+        if number < 32:
+            return self.vcpu.x(number)
+        if number == PC_REGNUM:
+            return self.vcpu.pc
+        if number == PRIV_REGNUM:
+            return self.vcpu.privilege
+        csr = CSRS.get(number - CSR_REGNUM_BASE)
+        return self.vcpu.read_csr(csr[1]) if csr else None
+
+    def _set_register(self, number, value):
+        if number < 32:
+            self.vcpu.set_x(number, value)
+        elif number == PC_REGNUM:
+            self.vcpu.pc = value
+        elif number == PRIV_REGNUM:
+            self.vcpu.privilege = value & 3
+        elif number - CSR_REGNUM_BASE in CSRS:
+            self.vcpu.write_csrs({CSRS[number - CSR_REGNUM_BASE][1]: value})
+        else:
+            return False
+        return True
+
+    def _physical(self, address, length):
+        """The region and physical address gdb's virtual address reaches, or (None, None)."""
+        satp = self.vcpu.read_csr(UC_RISCV_REG_SATP) if self.vcpu.privilege != 3 else 0
+        physical = mmu.translate(
+            lambda a, n: int.from_bytes(self.vcpu.uc.mem_read(a, n), "little"),
+            satp, self.xlen, address)
+        region = None if physical is None else self.machine.bus.region_at(physical)
+        if region is None or physical + length > region.end:
+            return None, None
+        return region, physical
+
+    def _read_memory(self, address, length):
+        try:
+            region, physical = self._physical(address, length)
+        except UcError:
+            return None
+        if region is None:
+            return None
+        if region.kind == "mmio":
+            # Reading a device register has side effects (it would pop the
+            # UART's receive FIFO, say), so gdb sees the last value the
+            # guest wrote there instead.
+            written = self.machine.bus.last_written
+            return bytes(written.get(physical + n, 0) for n in range(length))
+        return bytes(self.vcpu.uc.mem_read(physical, length))
+
+    def _write_memory(self, address, data):
+        region, physical = self._physical(address, len(data))
+        if region is None or region.kind == "mmio":
+            return False
+        try:
+            self.vcpu.uc.mem_write(physical, data)
+            self.vcpu.uc.ctl_remove_cache(physical, physical + len(data))
+            return True
+        except UcError:
+            return False
+
+    # -- breakpoints, watchpoints, stepping --------------------------------------------
+
+    def _breakpoint(self, insert, arguments):
+        kind, address, length = arguments.split(",")[:3]
+        address, length = int(address, 16), int(length, 16)
+        if kind in ("0", "1"):
+            if insert and address not in self.breakpoints:
+                self.breakpoints[address] = self.vcpu.uc.hook_add(
+                    UC_HOOK_CODE, self._on_breakpoint, None, address, address)
+            elif not insert and address in self.breakpoints:
+                self.vcpu.uc.hook_del(self.breakpoints.pop(address))
+            self.vcpu.uc.ctl_remove_cache(address, address + 4)
+            return "OK"
+        if kind in WATCH_KINDS:
+            key = (WATCH_KINDS[kind], address, length)
+            if insert and key not in self.watchpoints:
+                self.watchpoints[key] = self._add_memory_watch(*key)
+            elif not insert and key in self.watchpoints:
+                handle = self.watchpoints.pop(key)
+                if handle is not None:
+                    self.vcpu.uc.hook_del(handle)
+            self.vcpu.uc.ctl_flush_tb()
+            return "OK"
+        return ""
+
+    def _add_memory_watch(self, kind, address, length):
+        region = self.machine.bus.region_at(address)
+        if region is not None and region.kind == "mmio":
+            return None                  # the bus checks device accesses itself: mmio_watch
+        types = {"write": UC_HOOK_MEM_WRITE, "read": UC_HOOK_MEM_READ,
+                 "access": UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}[kind]
+        return self.vcpu.uc.hook_add(types, self._on_memory_watch, kind, address,
+                                     address + length - 1)
+
+    def _on_breakpoint(self, uc, address, size, user_data):
+        if self.skip == ("break", address):
+            self.skip = None             # resuming from this breakpoint: run it once
+            return
+        self.skip = ("break", address)
+        self.vcpu.request_exit(Exit(ExitReason.BREAKPOINT, address), inside_access=False)
+
+    def _on_memory_watch(self, uc, access, address, size, value, kind):
+        # RAM: the access happens; stop before the next instruction.
+        self.hit = (kind, address)
+        counter = self.vcpu.clocks.instructions
+        counter.set_limit(counter.count)
+        self.vcpu.request_exit(Exit(ExitReason.BREAKPOINT, self.vcpu.pc), inside_access=False)
+
+    def mmio_watch(self, address, is_write):
+        """Called by the bus before a device access: True to stop the guest
+        before the access reaches the device (it runs again on resuming)."""
+        for kind, start, length in self.watchpoints:
+            wanted = kind == "access" or (kind == "write") == is_write
+            if wanted and start <= address < start + max(length, 1):
+                if self.skip == (kind, start):
+                    self.skip = None
+                    return False
+                self.hit = (kind, start)
+                self.vcpu.request_exit(Exit(ExitReason.BREAKPOINT, self.vcpu.pc),
+                                       inside_access=False)
+                return True
+        return False
+
+    def _prepare_counter(self, step):
+        """Single steps and RAM watchpoints need the exact instruction count."""
+        counter = self.vcpu.clocks.instructions
+        self.stepping = step
+        if step or any(handle is not None for handle in self.watchpoints.values()):
+            counter.attach()
+            counter.set_limit(counter.count + 1 if step else self.machine.budget)
+        elif self.machine.budget is None and self.machine.tracer is None:
+            counter.detach()
+        else:
+            counter.set_limit(self.machine.budget)
+
+    def _remove_all(self):
+        for handle in self.breakpoints.values():
+            self.vcpu.uc.hook_del(handle)
+        for handle in self.watchpoints.values():
+            if handle is not None:
+                self.vcpu.uc.hook_del(handle)
+        self.breakpoints.clear()
+        self.watchpoints.clear()
+        self.vcpu.uc.ctl_flush_tb()
