@@ -47,8 +47,9 @@ def build_parser():
     run.add_argument("--memory", "-m", default="128M", help="RAM size, e.g. 128M or 1G")
     run.add_argument("--max-insns", type=_positive_int, metavar="N",
                      help="stop the guest after N instructions (exit status 124)")
-    run.add_argument("--trace", action="store_true",
-                     help="print one line per VM exit (to stderr, or --trace-file)")
+    run.add_argument("--trace", nargs="?", const="all", metavar="LIST",
+                     help="print one line per VM exit (to stderr, or --trace-file); "
+                          "--trace=mmio,traps,irq,virtio,exits keeps only those")
     run.add_argument("--trace-file", metavar="PATH", help="write the trace to PATH")
     run.add_argument("--stats", action="store_true",
                      help="print traps per device and per register at exit")
@@ -62,6 +63,9 @@ def build_parser():
                      metavar="PATH@ADDR[,ro|,private]",
                      help="map a host file (size a multiple of 4 KiB) into guest memory "
                           "at ADDR (hex); repeatable")
+    run.add_argument("--break-on", action="append", default=[], metavar="DEVICE[.REGISTER]",
+                     help="drop into pdb inside the device model when the guest touches "
+                          "it, e.g. uart0.THR or virtio0.QueueNotify (stdin goes to pdb)")
     run.add_argument("--gdb", type=_positive_int, metavar="PORT",
                      help="serve gdb's remote protocol on localhost:PORT "
                           "(gdb-multiarch FW.elf -ex 'target remote :PORT')")
@@ -119,12 +123,18 @@ def command_run(args):
             raise MinivmError(f"{args.trace_file}: {error.strerror}")
     elif args.trace:
         trace = sys.stderr
+    if args.trace_file and not args.trace:
+        args.trace = "all"
     from minivm.console import input_from
-    source = input_from(args.input, sys.stdin)
+    # With --break-on, stdin is pdb's: the UART reads --input only.
+    source = input_from(args.input, None if args.break_on else sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
-                      max_insns=args.max_insns, trace=trace, stdout=sys.stdout.buffer,
+                      max_insns=args.max_insns, trace=trace, trace_only=args.trace,
+                      stdout=sys.stdout.buffer,
                       input=source, clock=args.clock, disk=args.disk,
                       passthrough=args.passthrough, virtio_blk=args.virtio_blk)
+    if args.break_on:
+        machine.break_on(args.break_on)
     if args.gdb:
         try:
             debugger = machine.attach_debugger(args.gdb)

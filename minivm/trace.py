@@ -30,8 +30,25 @@ class Disassembler:
         return text
 
 
+# What --trace=LIST may name; plain --trace shows them all.
+CATEGORIES = ("mmio", "traps", "irq", "virtio", "exits")
+
+
+def parse_categories(text):
+    """"mmio,traps" -> {"mmio", "traps"}; ValueError naming an unknown one."""
+    if text in (None, "", "all"):
+        return set(CATEGORIES)
+    wanted = {word.strip() for word in text.split(",") if word.strip()}
+    unknown = wanted - set(CATEGORIES)
+    if unknown:
+        raise ValueError(f"unknown trace categories {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(CATEGORIES)})")
+    return wanted
+
+
 class Tracer:
-    def __init__(self, out, vcpu, ram, symbols):
+    def __init__(self, out, vcpu, ram, symbols, categories=CATEGORIES):
+        self.categories = set(categories)
         self.out = out
         self.vcpu = vcpu
         self.ram = ram
@@ -40,6 +57,8 @@ class Tracer:
         self.pc_digits = vcpu.xlen // 4
 
     def mmio(self, name, device, offset, size, value, is_write):
+        if "mmio" not in self.categories:
+            return
         register = device.register_name(offset, is_write)
         direction = "write" if is_write else "read "
         note = device.describe(offset, value, is_write)
@@ -51,7 +70,20 @@ class Tracer:
         self.out.write(f"{'':>10}  {'':<{self.pc_digits + 2}}  {'':<20} {'':<24} {kind:<6} {detail}\n")
 
     def exit(self, exit, detail, kind=None):
-        self._line(kind or exit.reason.value, detail, pc=exit.pc)
+        kind = kind or exit.reason.value
+        category = {"TRAP": "traps", "IRQ": "irq"}.get(kind, "exits")
+        if category in self.categories:
+            self._line(kind, detail, pc=exit.pc)
+
+    def virtio_request(self, name, head, kind, sector, length, status):
+        """One request a virtio notify served (decoded by the Python twin)."""
+        if "virtio" not in self.categories:
+            return
+        kinds = {0: "IN", 1: "OUT", 4: "FLUSH", 8: "GET_ID"}
+        statuses = {0: "OK", 1: "IOERR", 2: "UNSUPP"}
+        self._line("VIRTIO", f"{name} request {head}: {kinds.get(kind, f'type {kind}')} "
+                             f"sector {sector} length {length} -> "
+                             f"{statuses.get(status, status)}")
 
     def _line(self, kind, detail, pc=None):
         if pc is None:

@@ -36,6 +36,8 @@ class Bus:
         self.tracer = None   # set by the machine when --trace is on
         self.watch = None    # set by the debugger: watch(address, is_write) -> stop first?
         self.last_written = None  # with a debugger: address -> the last byte the guest wrote
+        self.break_on = set()     # {(device, register or None)}: --break-on, into pdb
+        self.on_break = None      # on_break(name, device, offset, size, value, is_write)
         self._callbacks = []
 
     def add_ram(self, name, ram):
@@ -91,7 +93,10 @@ class Bus:
                 if self.watch is not None and self.watch(base + offset, False):
                     return 0       # stopped before the access: it runs again on resuming
                 traps[offset, size, False, device.bank] += 1
-                value = device.read(offset, size)
+                if self.break_on and self._breaks(name, device, offset, False):
+                    value = self.on_break(name, device, offset, size, None, False)
+                else:
+                    value = device.read(offset, size)
                 vcpu.last_load = value     # in case the vCPU must finish this load itself
                 if self.tracer is not None:
                     self.tracer.mmio(name, device, offset, size, value, is_write=False)
@@ -111,13 +116,21 @@ class Bus:
                 traps[offset, size, True, device.bank] += 1
                 if self.tracer is not None:
                     self.tracer.mmio(name, device, offset, size, value, is_write=True)
-                device.write(offset, size, value)
+                if self.break_on and self._breaks(name, device, offset, True):
+                    self.on_break(name, device, offset, size, value, True)
+                else:
+                    device.write(offset, size, value)
                 if self.last_written is not None:
                     for byte in range(size):
                         self.last_written[base + offset + byte] = (value >> (8 * byte)) & 0xFF
             except BaseException as error:
                 _stop_with(uc, error)
         return _binding.MMIO_WRITE_CFUNC(write)
+
+
+    def _breaks(self, name, device, offset, is_write):
+        register = device.register_name(offset, is_write)
+        return (name, None) in self.break_on or (name, register) in self.break_on
 
 
 def _stop_with(uc, error):

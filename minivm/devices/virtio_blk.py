@@ -59,6 +59,13 @@ class VirtioBlk:
         Cython one from minivm._fastpath."""
         self.image = image
         self.twin = twin or process_block_queue
+        self.report = None    # report(head, type, sector, length, status): the trace's
+
+    def trace_requests(self, report):
+        """Tell `report` about every request.  Only the Python twin can, so
+        tracing virtio requests runs the specification."""
+        self.report = report
+        self.twin = process_block_queue
 
     def features(self, modern):
         bits = [VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE,
@@ -77,11 +84,12 @@ class VirtioBlk:
     def process(self, buffer, base, state):
         """Serve every available request on a queue."""
         image = self.image
+        extra = {"report": self.report} if self.report else {}
         return self.twin(buffer, base, state, image.fd, image.sectors, image.read_only,
-                         image.serial)
+                         image.serial, **extra)
 
 
-def process_block_queue(buffer, base, state, fd, sectors, read_only, serial):
+def process_block_queue(buffer, base, state, fd, sectors, read_only, serial, report=None):
     """Serve all available requests on the queue `state` describes.
 
     buffer/base: guest RAM and its guest physical address.  fd, sectors,
@@ -89,7 +97,8 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial):
     needs_reset, low, high): requests completed, data bytes moved, whether
     to interrupt the driver, whether the ring was broken (the device must
     then ask for a reset), and the lowest and highest guest address written
-    (None, None if none), for the translation-cache flush."""
+    (None, None if none), for the translation-cache flush.  report, if
+    given, hears of each request served (the trace's virtio lines)."""
     memory = GuestMemory(buffer, base)
     queue = Virtqueue(memory, state)
     old_used_idx = state.used_idx
@@ -102,6 +111,8 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial):
             buffers = queue.chain(head)
             length, data = serve_request(memory, buffers, fd, sectors, read_only, serial,
                                          written)
+            if report is not None:
+                report(head, *describe_request(memory, buffers))
             written.add(queue.put_used(head, length), 8)
             completed += 1
             moved += data
@@ -134,6 +145,17 @@ def serve_request(memory, buffers, fd, sectors, read_only, serial, written):
     memory.write(status_byte, bytes([status]))
     written.add(status_byte, 1)
     return data_written + 1, moved
+
+
+def describe_request(memory, buffers):
+    """(type, sector, data length, status) of a request just served, for the trace."""
+    readable, writable = split_chain(buffers)
+    header = gather(memory, readable, 0, HEADER.size)
+    kind, _, sector = HEADER.unpack(header) if len(header) == HEADER.size else (None, 0, 0)
+    status = memory.read(last_byte(writable), 1)[0]
+    length = sum(b.length for b in readable) - HEADER.size if kind == VIRTIO_BLK_T_OUT \
+        else sum(b.length for b in writable) - 1
+    return kind, sector, max(length, 0), status
 
 
 def split_chain(buffers):
