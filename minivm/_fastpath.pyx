@@ -391,13 +391,11 @@ cdef int serve_request(Ram *ram, Segment *segments, int count, int fd, uint64_t 
         if kind == T_IN:
             length = writable_bytes
             if readable_bytes == HEADER_SIZE and in_range(sector, length, sectors):
-                # The Python twin reads the whole range, then copies it in:
-                # record the ranges only once the read succeeded, as it does.
+                # The ranges are recorded before the read: a failed read may
+                # still have written part of them (the Python twin does the same).
                 n = make_iovecs(ram, segments + first_writable, count - first_writable, 0,
-                                length, iov, NULL)
-                if transfer(fd, iov, n, sector * SECTOR, length, False):
-                    make_iovecs(ram, segments + first_writable, count - first_writable, 0,
                                 length, iov, written)
+                if transfer(fd, iov, n, sector * SECTOR, length, False):
                     status, data_written, moved[0] = S_OK, length, length
         elif kind == T_OUT:
             length = readable_bytes - HEADER_SIZE

@@ -180,7 +180,7 @@ def _show(args):
     shown = []
     for arg in args:
         if isinstance(arg, int) and not isinstance(arg, bool):
-            shown.append(hex(arg) if arg > 9 else str(arg))
+            shown.append(hex(arg) if arg >= 0x10000 else str(arg))
         elif isinstance(arg, (bytes, bytearray)):
             shown.append(f"<{len(arg)} bytes>")
         else:

@@ -32,6 +32,14 @@ import struct
 import sys
 
 HEADER = struct.Struct("<II")
+# Fast calls: a method call with integer arguments whose result is an integer
+# or None (a device register access), without JSON.  Request: FAST, u32
+# handle, u8 name length, name, u8 argument count, u64 each.  Reply: FAST,
+# u8 kind (0 None, 1 an integer), u64 value; any other outcome (an exception,
+# another type) is a normal frame.
+FAST = 0xFFFFFFFF
+FAST_REPLY = struct.Struct("<IBQ")
+MAX_FAST_ARGS = 8
 MAX_FRAME = 256 << 20            # bytes in one frame, JSON and blobs together
 MAX_DEPTH = 64                   # nesting of lists/tuples/dicts in one value
 MAX_MESSAGE = 4000               # characters of an exception's message sent back
@@ -152,6 +160,18 @@ def unpack(frame):
     if len(frame) < HEADER.size:
         raise WireError("truncated frame")
     length, count = HEADER.unpack_from(frame)
+    if length == FAST:
+        if len(frame) == FAST_REPLY.size:
+            _, kind, value = FAST_REPLY.unpack(frame)
+            if kind > 1:
+                raise WireError("malformed fast reply")
+            return {"ok": value if kind else None}, []
+        handle = count
+        name_end = 9 + frame[8]
+        name = frame[9:name_end].decode(errors="replace")
+        nargs = frame[name_end]
+        args = list(struct.unpack_from(f"<{nargs}Q", frame, name_end + 1))
+        return {"op": "fast", "h": handle, "n": name, "a": args}, []
     position = HEADER.size + length
     try:
         message = json.loads(frame[HEADER.size:position])
@@ -170,11 +190,27 @@ def unpack(frame):
     return message, blobs
 
 
-def frame_length(buffer):
+def pack_fast_call(handle, name, args):
+    encoded = name.encode()
+    return (struct.pack("<IIB", FAST, handle, len(encoded)) + encoded
+            + struct.pack(f"<B{len(args)}Q", len(args), *args))
+
+
+def frame_length(buffer, fast_reply=False):
     """The length of the first frame in buffer, None if not all of it is there."""
     if len(buffer) < HEADER.size:
         return None
     length, count = HEADER.unpack_from(buffer)
+    if length == FAST:
+        if fast_reply:
+            return FAST_REPLY.size if len(buffer) >= FAST_REPLY.size else None
+        position = 9 + buffer[8]
+        if len(buffer) < position + 1:
+            return None
+        if buffer[position] > MAX_FAST_ARGS:
+            raise WireError("too many arguments")
+        position += 1 + 8 * buffer[position]
+        return position if len(buffer) >= position else None
     position = HEADER.size + length
     if position > MAX_FRAME or count > MAX_FRAME // 4:
         raise WireError(f"frame too large ({position} bytes)")
@@ -316,6 +352,17 @@ def serve(request_fd, reply_fd, settings):
             message, blobs = reader.next()
         except (EOFError, OSError, WireError):
             os._exit(0)
+        if message.get("op") == "fast":
+            try:
+                result = getattr(handles.get(message["h"]), message["n"])(*message["a"])
+                if result is None or (type(result) is int and 0 <= result < 1 << 64):
+                    flush()
+                    _write_all(reply_fd, FAST_REPLY.pack(FAST, result is not None,
+                                                         result or 0))
+                    continue
+                message = {"op": "done", "result": result}
+            except BaseException as error:      # noqa: B902 - sent back as data
+                message = {"op": "failed", "error": error}
         arrays = []
         reply_blobs = []
         try:
@@ -324,7 +371,11 @@ def serve(request_fd, reply_fd, settings):
             def arg(value):
                 return decode(value, blobs, handles.get,
                               lambda array, index: arrays.append(array))
-            if op == "import":
+            if op == "done":
+                result = message["result"]
+            elif op == "failed":
+                raise message["error"]
+            elif op == "import":
                 result = _import(os.path.join(submission_dir, message["file"]),
                                  message["name"], submission_dir)
             elif op == "getattr":

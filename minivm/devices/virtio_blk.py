@@ -248,9 +248,10 @@ def scatter_from_file(memory, buffers, length, fd, offset, written):
     """Read `length` bytes of the file at `offset` straight into the buffers
     (preadv into guest RAM, as the Cython twin does, so that a failed read
     leaves guest memory the same in both)."""
-    transfer(os.preadv, fd, slices(memory, buffers, 0, length), offset, length)
-    for view in slices(memory, buffers, 0, length):
+    views = slices(memory, buffers, 0, length)
+    for view in views:        # recorded first: a failed read may still have written some
         written.add(view.address, len(view.data))
+    transfer(os.preadv, fd, views, offset, length)
 
 
 def write_file_from(memory, buffers, skip, length, fd, offset):
