@@ -355,12 +355,12 @@ class Machine:
             first_cause, first_epc, first_tval = self.last_trap
             mtvec = self.vcpu.read_csr(traps.UC_RISCV_REG_MTVEC)
             return self._end(exit, EXIT_GUEST_ERROR,
-                             f"double fault: {name} at pc {self._where(epc)} (tval 0x{tval:x}) "
+                             f"double fault: {name} at pc {self.where(epc)} (tval 0x{tval:x}) "
                              f"entering the trap handler (mtvec 0x{mtvec:x}) for "
-                             f"{traps.cause_name(first_cause)} at pc {self._where(first_epc)} "
+                             f"{traps.cause_name(first_cause)} at pc {self.where(first_epc)} "
                              f"(tval 0x{first_tval:x})")
         vector = traps.take_trap(self.vcpu, cause, tval, epc)
-        self._trace_exit(exit, f"{name} (tval 0x{tval:x}) -> handler {self._where(vector)}")
+        self._trace_exit(exit, f"{name} (tval 0x{tval:x}) -> handler {self.where(vector)}")
         self.last_vector, self.last_trap = vector, (cause, epc, tval)
         return None
 
@@ -392,7 +392,7 @@ class Machine:
             if deadline is None:
                 return self._end(exit, EXIT_GUEST_ERROR,
                                  f"guest halted (wfi) with nothing that could wake it "
-                                 f"(pc {self._where(exit.pc)})")
+                                 f"(pc {self.where(exit.pc)})")
             self._skip_to(deadline)
             self._advance_devices()
         return None
@@ -416,7 +416,7 @@ class Machine:
             self.last_vector = None
             if self.tracer is not None:
                 self.tracer.exit(Exit(ExitReason.TRAP, pc, cause=cause),
-                                 f"{traps.cause_name(cause, True)} -> handler {self._where(vector)}",
+                                 f"{traps.cause_name(cause, True)} -> handler {self.where(vector)}",
                                  kind="IRQ")
         self._arm_time()
 
@@ -477,11 +477,10 @@ class Machine:
 
     # -- ending a run ---------------------------------------------------------------
 
-    def _where(self, pc):
+    def where(self, pc):
+        """pc with its symbol, for messages: 0x80000068 <puts+0x1c>."""
         symbol = self.program.symbols.lookup(pc)
         return f"0x{pc:x} <{symbol}>" if symbol else f"0x{pc:x}"
-
-    where = _where
 
     def instruction_text(self, pc):
         """The instruction at pc, disassembled (capstone)."""

@@ -300,6 +300,3 @@ class DiskImage:
 
     def flush(self):
         os.fsync(self.fd)
-
-    def close(self):
-        os.close(self.fd)
