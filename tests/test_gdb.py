@@ -19,11 +19,26 @@ def free_port():
         return probe.getsockname()[1]
 
 
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def no_stray_machines():
+    # A failed test must not leave a spinning minivm behind.
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def start_minivm(image, *extra):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "minivm", "run", str(image), "--gdb", str(port), *extra],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(process)
     # It says so on stderr once it listens.
     assert process.stderr.readline().startswith(b"minivm: gdb server on localhost:")
     return process, port
