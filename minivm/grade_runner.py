@@ -1,6 +1,7 @@
 """One lab test, in a process of its own: what `minivm grade` starts per test.
 
     python -m minivm.grade_runner RESULT_FD      (the job, as JSON, on stdin)
+    python -m minivm.grade_runner --zygote FD    (a fork server: see zygote())
 
 The job names a test file of the lab, a test function, the submission's
 private copy and the limits.  This process runs the lab's own test code,
@@ -15,12 +16,10 @@ the grader's per-run token: {"token", "test", "status", "fraction", "message",
 the same (non-root) user cannot read this one's memory or open its pipes
 through /proc.
 """
-import inspect
 import json
 import os
 import sys
 import time
-import traceback
 
 MAX_MESSAGE = 3000
 
@@ -57,7 +56,8 @@ def _import_test_module(path):
 def _fixtures(function, job):
     """The few pytest fixtures lab tests may ask for."""
     values = {}
-    for name in inspect.signature(function).parameters:
+    code = function.__code__
+    for name in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]:
         if name == "tmp_path":
             import pathlib
             folder = os.path.join(job["scratch"], f"tmp-{len(values)}")
@@ -71,6 +71,7 @@ def _fixtures(function, job):
 
 def _where(error, test_file):
     """The line of the test that failed, as `file:line: source`."""
+    import traceback
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if os.path.abspath(frame.filename) == os.path.abspath(test_file)]
     if not frames:
@@ -90,6 +91,7 @@ def describe_failure(error, test_file):
         if not text:
             return "failed", f"check failed: {where}" if where else "check failed"
         return "failed", text
+    import traceback
     where = _where(error, test_file)
     text = "".join(traceback.format_exception_only(type(error), error)).strip()
     return "error", f"the test itself failed with {text}" + (f"\n  at {where}" if where else "")
@@ -128,16 +130,16 @@ def run(job):
             "seconds": round(time.monotonic() - started, 3)}
 
 
-def main():
-    result_fd = int(sys.argv[1])
-    job = json.loads(sys.stdin.read())
-    sys.stdin.close()
+def run_job(job, result_fd):
+    """The whole life of a test process: limits, the test, the verdict; never returns."""
     _harden()
     _limit_memory(job.get("memory_mb"))
     os.environ["MINIVM_SUBMISSION"] = job["submission"]
     os.environ["MINIVM_LAB_DEADLINE"] = str(job["deadline"])
     os.environ["MINIVM_LAB_MAX_INSNS"] = str(job["max_insns"])
     os.environ["MINIVM_LAB_MEMORY_MB"] = str(job["submission_memory_mb"])
+    from minivm import labkit
+    labkit.reload_settings()
     record = run(job)
     record["token"] = job["token"]
     data = (json.dumps(record) + "\n").encode()
@@ -148,6 +150,69 @@ def main():
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def zygote(control_fd):
+    """The fork server: import minivm, Unicorn and the test kit once, then fork
+    one test process per request.  A request is a SEQPACKET message (the job)
+    with two descriptors: the test's output pipe and its result pipe; the
+    reply is the child's pid.  The child starts its own session, so the
+    grader can kill it (and the student's process under it) as a group.
+    Nothing of a lab or a submission is ever imported here."""
+    import signal
+    import socket
+    import struct
+    import minivm.labkit                                # noqa: F401 - preloaded for children
+    import minivm.machine                               # noqa: F401 - (Unicorn)
+    import minivm.loader                                # noqa: F401
+    _harden()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)       # children are reaped by the kernel
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 2)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)                                 # the grader is gone
+        try:
+            job = json.loads(message)
+            output_fd, result_fd = fds
+        except (ValueError, TypeError):
+            for fd in fds:
+                os.close(fd)
+            control.sendall(struct.pack("<i", -1))
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                control.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setsid()
+                os.dup2(output_fd, 1)
+                os.dup2(output_fd, 2)
+                os.close(output_fd)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+                os.chdir(job["cwd"])
+                run_job(job, result_fd)
+            finally:
+                os._exit(70)
+        for fd in fds:
+            os.close(fd)
+        control.sendall(struct.pack("<i", pid))
+
+
+def main():
+    if sys.argv[1] == "--zygote":
+        zygote(int(sys.argv[2]))
+    result_fd = int(sys.argv[1])
+    job = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    run_job(job, result_fd)
 
 
 if __name__ == "__main__":

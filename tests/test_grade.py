@@ -1,0 +1,456 @@
+"""`minivm grade`: the labs and the autograder.
+
+Every lab's solution gets full marks and its starter less; deliberately broken
+submissions (an exception, an endless Python loop, a guest that spins, megabytes
+of output, a syntax error, patching the grader, writing to the grader's files)
+lose the points of the tests they break and nothing else, in the same batch as
+a good one; results.json has Gradescope's fields; batches write one
+results.json per submission, a CSV and a summary; the Gradescope export holds
+what Gradescope runs, and its run_autograder grades a submission.
+
+The grader is called in this process (minivm.grade.main) except where its exit
+status and stderr as a command are the point.  Short --timeout values keep the
+endless-loop cases quick.
+"""
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import needs_cross_compiler
+from minivm import grade
+
+ROOT = Path(__file__).resolve().parent.parent
+LABS = ROOT / "labs"
+LAB_NAMES = ["trap-and-emulate", "emulated-disk", "paravirtualized-disk",
+             "passthrough-and-costs"]
+JOBS = ["--jobs", "2"]
+
+# Gradescope's results.json ("Autograder Specifications", Output format).
+VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+TOP_LEVEL = {"score", "execution_time", "output", "output_format", "test_output_format",
+             "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
+             "leaderboard"}
+PER_TEST = {"score", "max_score", "status", "name", "name_format", "number", "output",
+            "output_format", "tags", "visibility", "extra_data"}
+
+
+def number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_gradescope(results, lab):
+    """results.json as Gradescope documents it, and as the lab weighs it."""
+    json.dumps(results, allow_nan=False)              # plain JSON: no NaN or Infinity
+    assert set(results) <= TOP_LEVEL, set(results) - TOP_LEVEL
+    assert number(results["score"])
+    assert number(results["execution_time"]) and results["execution_time"] >= 0
+    assert isinstance(results["output"], str)
+    assert results.get("visibility", "visible") in VISIBILITY
+    assert results.get("stdout_visibility", "hidden") in VISIBILITY
+    tests = results["tests"]
+    assert isinstance(tests, list) and tests
+    config = json.loads((LABS / lab / "lab.json").read_text())
+    assert [t["name"] for t in tests] == list(config["weights"])
+    for test in tests:
+        assert set(test) <= PER_TEST, set(test) - PER_TEST
+        assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
+        assert isinstance(test["name"], str) and isinstance(test["output"], str)
+        assert number(test["score"]) and number(test["max_score"])
+        assert 0 <= test["score"] <= test["max_score"] == config["weights"][test["name"]]
+        assert test.get("status", "passed") in ("passed", "failed")
+        assert isinstance(test.get("number", ""), str)
+        hidden = (LABS / lab / "hidden").is_dir() and any(
+            f"def {test['name']}(" in path.read_text()
+            for path in (LABS / lab / "hidden").glob("test_*.py"))
+        assert test["visibility"] == ("after_published" if hidden else "visible")
+    assert abs(sum(t["score"] for t in tests) - results["score"]) < 1e-6
+
+
+def run_grader(*args):
+    """(exit status, stdout, stderr) of `minivm grade ARGS`, in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = grade.main([str(arg) for arg in args])
+    return status, out.getvalue(), err.getvalue()
+
+
+def grade_one(lab, submission, tmp_path, *extra):
+    output = tmp_path / f"results-{Path(submission).name}.json"
+    status, out, err = run_grader(lab, "--submission", submission, "--output", output,
+                                  *JOBS, *extra)
+    assert status == 0, err
+    results = json.loads(output.read_text())
+    check_gradescope(results, lab)
+    return results
+
+
+def scores(results):
+    return {test["name"]: test["score"] for test in results["tests"]}
+
+
+def max_score(lab):
+    return sum(json.loads((LABS / lab / "lab.json").read_text())["weights"].values())
+
+
+def variant(tmp_path, lab, name, replacements=(), files=None, prefix=""):
+    """A copy of lab's solution with some text replaced, in tmp_path/name."""
+    folder = tmp_path / name
+    shutil.copytree(LABS / lab / "solution", folder)
+    for file, old, new in replacements:
+        path = folder / file
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {file}"
+        path.write_text(text.replace(old, new))
+    for file, text in (files or {}).items():
+        (folder / file).write_text(text)
+    if prefix:
+        for path in folder.glob("*.py"):
+            path.write_text(prefix + path.read_text())
+    return folder
+
+
+# -- the labs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lab", LAB_NAMES)
+def test_solution_gets_full_marks_and_starter_less(lab, tmp_path):
+    solution = grade_one(lab, LABS / lab / "solution", tmp_path)
+    failed = [t["name"] + ": " + t["output"] for t in solution["tests"]
+              if t["status"] != "passed"]
+    assert solution["score"] == max_score(lab), failed
+    starter = grade_one(lab, LABS / lab / "starter", tmp_path)
+    assert starter["score"] < max_score(lab) / 4
+    assert any(t["status"] == "failed" and t["output"] for t in starter["tests"])
+
+
+def test_every_lab_has_its_parts():
+    assert sorted(grade.lab_names()) == sorted(LAB_NAMES)
+    for name in LAB_NAMES:
+        folder = LABS / name
+        for part in ("README.md", "lab.json", "starter", "solution", "tests", "hidden"):
+            assert (folder / part).exists(), f"{name}/{part}"
+        lab = grade.Lab(str(folder))
+        assert {t.visibility for t in lab.tests} == {"visible", "after_published"}
+        for file in lab.files:
+            assert (folder / "starter" / file).is_file() and (folder / "solution" / file).is_file()
+
+
+@needs_cross_compiler
+def test_lab_firmware_is_current(tmp_path):
+    """The committed hashdev.elf is what its Makefile builds (builds are reproducible)."""
+    folder = LABS / "trap-and-emulate" / "firmware"
+    built = tmp_path / "hashdev.elf"
+    subprocess.run(["make", "-s", "-C", folder, f"ELF={built}", f"BUILD={tmp_path / 'build'}"],
+                   check=True, capture_output=True)
+    assert built.read_bytes() == (folder / "hashdev.elf").read_bytes(), \
+        "labs/trap-and-emulate/firmware/hashdev.elf is stale: run make there"
+
+
+# -- broken submissions -----------------------------------------------------------------------------
+
+VQ = "paravirtualized-disk"
+VQ_CHAIN_TESTS = {"test_single_buffer_chain", "test_chain_follows_next", "test_indirect_chain",
+                  "test_put_used_and_publish", "test_loop_is_chain_error",
+                  "test_index_past_table", "test_buffer_outside_ram", "test_nested_indirect",
+                  "test_indirect_with_next", "test_bad_indirect_tables", "test_wraparound",
+                  "test_random_rings"}
+VQ_PUBLISH_TESTS = {"test_put_used_and_publish", "test_no_interrupt_flag",
+                    "test_event_idx_publish", "test_wraparound"}
+VQ_NEED_EVENT_TESTS = {"test_need_event", "test_event_idx_publish"}
+NEED_EVENT = "    return (new - event - 1) & 0xFFFF < (new - old) & 0xFFFF"
+PUBLISH = "        state = self.state\n        self.memory.set_u16(state.used + 2"
+CHAIN = "        state = self.state\n        buffers = []"
+
+PATCHER = '''
+# A submission that tries to grade itself: it patches the grader, the test
+# runner and the test kit in its own process, prints fake results, and kills
+# the grader's fork server (which the grader then starts again).
+import json as _json
+import os as _os
+import signal as _signal
+import minivm.grade as _grade
+import minivm.grade_runner as _runner
+import minivm.labkit as _labkit
+import minivm.sandbox as _sandbox
+
+_grade._judge = lambda result, *args, **kwargs: result.update(score=result["max_score"],
+                                                              status="passed")
+_grade.run_test = lambda lab, test, *args: {"name": test.name, "score": test.weight}
+_runner.run = lambda job: {"test": job["test"], "status": "passed", "fraction": 1.0,
+                           "message": "", "submission_output": ""}
+_runner.describe_failure = lambda *args: ("passed", "")
+_labkit.SubmissionError = Exception
+_labkit.Submission._request = lambda *args, **kwargs: None
+print(_json.dumps({"token": "0" * 32, "test": "test_chain_follows_next", "status": "passed",
+                   "fraction": 1.0}))
+print(_json.dumps({"score": 1000, "tests": []}))
+try:
+    with open(f"/proc/{_os.getppid()}/status") as _status:
+        _server = int(next(l for l in _status if l.startswith("PPid:")).split()[1])
+    with open(f"/proc/{_server}/cmdline", "rb") as _cmdline:
+        if b"--zygote" in _cmdline.read():
+            _os.kill(_server, _signal.SIGKILL)
+except (OSError, StopIteration, ValueError):
+    pass
+'''
+
+
+def test_broken_submissions_lose_only_what_they_break(tmp_path):
+    """In one batch with a good submission: each broken one loses exactly the tests
+    that use what it broke, with a message saying why; the good one is untouched."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    shutil.copytree(LABS / VQ / "solution", batch / "good")
+    variant(batch, VQ, "raises", [("virtqueue.py", NEED_EVENT,
+                                   "    raise ZeroDivisionError('oops')")])
+    variant(batch, VQ, "loops", [("virtqueue.py", NEED_EVENT, "    while True:\n        pass")])
+    variant(batch, VQ, "prints", [("virtqueue.py", PUBLISH,
+                                   "        print('x' * 100_000 * 20)\n" + PUBLISH)])
+    variant(batch, VQ, "patches", [("virtqueue.py", CHAIN, "        return []\n" + CHAIN)],
+            prefix=PATCHER)
+    variant(batch, VQ, "syntax", [("virtqueue.py", "def need_event(event, new, old):",
+                                   "def need_event(event, new, old)")])
+    status, out, err = run_grader(VQ, "--batch", batch, "--timeout", "6", *JOBS)
+    assert status == 0, err
+    results = {path.parent.name: json.loads(path.read_text())
+               for path in batch.glob("*/results.json")}
+    assert sorted(results) == ["good", "loops", "patches", "prints", "raises", "syntax"]
+    for value in results.values():
+        check_gradescope(value, VQ)
+    full = max_score(VQ)
+    assert results["good"]["score"] == full
+    expected_failures = {"raises": VQ_NEED_EVENT_TESTS, "loops": VQ_NEED_EVENT_TESTS,
+                         "prints": VQ_PUBLISH_TESTS, "patches": VQ_CHAIN_TESTS,
+                         "syntax": set(scores(results["good"]))}
+    messages = {"raises": "ZeroDivisionError: oops", "loops": "did not return within",
+                "prints": "printed more than 64 KiB", "patches": "returned []",
+                "syntax": "SyntaxError"}
+    for name, broken in expected_failures.items():
+        got = scores(results[name])
+        lost = {test for test, score in got.items() if score < scores(results["good"])[test]}
+        assert lost == broken, (name, lost ^ broken)
+        for test in results[name]["tests"]:
+            if test["name"] in broken and test["name"] != "test_random_rings":
+                assert messages[name] in test["output"], (name, test["name"], test["output"])
+    # The patcher's fake output reached its own results only as text it printed.
+    assert results["patches"]["score"] == full - sum(
+        json.loads((LABS / VQ / "lab.json").read_text())["weights"][t] for t in VQ_CHAIN_TESTS)
+
+
+def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
+    """Batch mode on 3 submissions: a device whose VERSION makes the guest spin (stopped
+    by the instruction budget), a device that raises mid-run, and a good one; the CSV,
+    the progress bar, the histogram and the failures by test."""
+    lab = "trap-and-emulate"
+    batch = tmp_path / "submissions"
+    batch.mkdir()
+    shutil.copytree(LABS / lab / "solution", batch / "alice")
+    variant(batch, lab, "bob", [("hashdev.py", "        if offset == VERSION:\n            return 1",
+                                 "        if offset == VERSION:\n            return 0xFFFFFFFF")])
+    variant(batch, lab, "carol", [("hashdev.py",
+                                   "        if offset == RESULT:\n            return self.result",
+                                   "        if offset == RESULT:\n"
+                                   "            raise RuntimeError('RESULT is broken')")])
+    out_dir, scores_csv = tmp_path / "out", tmp_path / "scores.csv"
+    status, out, err = run_grader(lab, "--batch", batch, *JOBS, "--csv", scores_csv,
+                                  "--output-dir", out_dir, "--timeout", "10")
+    assert status == 0, err
+    results = {name: json.loads((out_dir / name / "results.json").read_text())
+               for name in ("alice", "bob", "carol")}
+    assert not list(batch.glob("*/results.json"))          # --output-dir, not the folders
+    for value in results.values():
+        check_gradescope(value, lab)
+    assert results["alice"]["score"] == 16
+    bob = {t["name"]: t for t in results["bob"]["tests"]}
+    assert {n for n, t in bob.items() if t["status"] == "passed"} == {
+        "test_route", "test_power_on_state_and_access_sizes"}
+    assert "stopped after 5000000 instructions" in bob["test_scratch"]["output"]
+    carol = {t["name"]: t for t in results["carol"]["tests"]}
+    assert {n for n, t in carol.items() if t["status"] == "passed"} == {
+        "test_magic_and_version", "test_scratch", "test_route"}
+    assert "RuntimeError: RESULT is broken" in carol["test_reset"]["output"]
+    assert "hashdev.py" in carol["test_reset"]["output"]         # where, in the student's file
+
+    rows = list(csv.reader(scores_csv.open()))
+    assert rows[0][:3] == ["submission", "score", "max_score"]
+    assert rows[0][3:] == list(json.loads((LABS / lab / "lab.json").read_text())["weights"])
+    table = {row[0]: row for row in rows[1:]}
+    assert sorted(table) == ["alice", "bob", "carol"]
+    assert table["alice"][1:3] == ["16", "16"] and table["bob"][1] == "2"
+    assert table["carol"][1] == "4"
+    assert "grading [" in err and "3/3 submissions" in err
+    assert "Graded 3 submissions of trap-and-emulate" in out
+    assert "Scores (out of 16):" in out and "100% |" in out
+    histogram = {line.split("|")[0].strip(): line.split()[-1]
+                 for line in out.splitlines() if "|" in line}
+    assert histogram["100%"] == "1" and histogram["10-19%"] == "1" \
+        and histogram["20-29%"] == "1"
+    assert "Failures by test:" in out
+    assert any(line.split() == ["test_reset", "2", "of", "3"] for line in out.splitlines())
+
+
+def test_syntax_error_keeps_the_tests_that_do_not_import_it(tmp_path):
+    """passthrough-and-costs: with costs.py unimportable, the ANSWERS.md tests still pass."""
+    lab = "passthrough-and-costs"
+    broken = variant(tmp_path, lab, "syntax", [("costs.py", "def make_file(path, data, multiple=PAGE):",
+                                                "def make_file(path, data, multiple=PAGE)")])
+    results = grade_one(lab, broken, tmp_path)
+    passed = {t["name"] for t in results["tests"] if t["status"] == "passed"}
+    assert passed == {"test_answers_mention_each_model", "test_answers_quote_numbers"}
+    for test in results["tests"]:
+        if test["name"] not in passed:
+            assert "SyntaxError" in test["output"] and "costs.py" in test["output"]
+
+
+def test_a_submission_that_writes_to_the_grader_is_caught(tmp_path):
+    """A submission that rewrites the lab's test rig: grading stops with exit 1 and the
+    results give no points (the files are checked before and after)."""
+    lab = tmp_path / "lab"
+    shutil.copytree(LABS / VQ, lab)
+    rig = lab / "tests" / "vq_rings.py"
+    tamper = (f"open({str(rig)!r}, 'a').write('\\nTwin.do = lambda self, *a, **k: "
+              f"(\"value\", None)\\n')\n")
+    broken = variant(tmp_path, VQ, "tamper", [("virtqueue.py", CHAIN, "        return []\n" + CHAIN)],
+                     prefix=tamper)
+    output = tmp_path / "tampered.json"
+    status, out, err = run_grader(lab, "--submission", broken, "--output", output, "--jobs", "1")
+    assert status == 1
+    assert "changed while submissions ran" in err
+    results = json.loads(output.read_text())
+    assert results["score"] == 0 and all(t["score"] == 0 for t in results["tests"])
+
+
+def test_a_forged_second_result_line_fails_the_test():
+    """Only the runner's one line, with this run's token, counts."""
+    test = grade.Test("test_x", "f.py", "visible", 3.0, "")
+    settings = grade.Settings.__new__(grade.Settings)
+    settings.timeout = 5
+
+    def judge(verdict):
+        result = {"score": 0.0, "status": "failed", "message": "", "submission_output": ""}
+        grade._judge(result, verdict, "t0k", test, b"", None, 0, settings)
+        return result
+
+    good = json.dumps({"token": "t0k", "test": "test_x", "status": "passed", "fraction": 1})
+    assert judge(f"{good}\n".encode())["score"] == 3.0
+    assert judge(f"{good}\n{good}\n".encode())["score"] == 0
+    assert judge(f"{good.replace('t0k', 'bad')}\n".encode())["score"] == 0
+    assert judge(b"")["message"].startswith("the test's process ended without a result")
+    partial = json.dumps({"token": "t0k", "test": "test_x", "status": "partial", "fraction": 0.5})
+    assert judge(partial.encode())["score"] == 1.5
+    assert judge(partial.replace("0.5", "7").encode())["score"] == 0
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+
+def command(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "minivm.grade", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["no-such-lab", "--submission", "."], "unknown lab 'no-such-lab' (labs: "),
+    (["trap-and-emulate", "--submission", "/no/such/folder"], "no such submission folder"),
+    (["trap-and-emulate", "--batch", "/no/such/folder"], "no such folder of submissions"),
+    (["trap-and-emulate"], "give exactly one of"),
+    ([], "which lab?"),
+])
+def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
+    result = command(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("minivm: ")
+    assert words in result.stderr
+    assert not list(tmp_path.iterdir())                     # no results.json written
+
+
+def test_list_and_default_output(tmp_path):
+    result = command("--list")
+    assert result.returncode == 0 and result.stdout.split() == sorted(LAB_NAMES)
+    result = command("trap-and-emulate", "--submission", LABS / "trap-and-emulate" / "starter",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 of 16 points" in result.stdout
+    check_gradescope(json.loads((tmp_path / "results.json").read_text()), "trap-and-emulate")
+
+
+# -- Gradescope export -------------------------------------------------------------------------------
+
+
+def test_export_gradescope(tmp_path):
+    lab = "trap-and-emulate"
+    target = tmp_path / "autograder.zip"
+    status, out, err = run_grader(lab, "--export-gradescope", target)
+    assert status == 0, err
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        for script in ("setup.sh", "run_autograder"):
+            info = archive.getinfo(script)
+            assert (info.external_attr >> 16) & 0o111 == 0o111, f"{script} is not executable"
+            assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
+        for name in ("pyproject.toml", "setup.py", "minivm/grade.py", "minivm/labkit.py",
+                     "minivm/sandbox.py", "minivm/grade_runner.py", "firmware/hello.elf",
+                     "labs/__init__.py", f"labs/{lab}/lab.json", f"labs/{lab}/README.md",
+                     f"labs/{lab}/tests/test_hashdev.py", f"labs/{lab}/hidden/test_hashdev_hidden.py",
+                     f"labs/{lab}/firmware/hashdev.elf"):
+            assert f"minivm-src/{name}" in names, name
+        assert not any("labs/emulated-disk" in name or "__pycache__" in name for name in names)
+        archive.extractall(tmp_path / "x")
+    for script in ("setup.sh", "run_autograder"):
+        subprocess.run(["bash", "-n", tmp_path / "x" / script], check=True)
+    setup = (tmp_path / "x" / "setup.sh").read_text()
+    assert "pip install /autograder/source/minivm-src" in setup
+    assert f"--list | grep -qx '{lab}'" in setup
+
+
+def test_run_autograder_grades_a_submission(tmp_path):
+    """The exported run_autograder, pointed at a fake /autograder, with this Python
+    and the zip's own copy of minivm: Gradescope's results.json appears."""
+    lab = "trap-and-emulate"
+    target = tmp_path / "autograder.zip"
+    assert run_grader(lab, "--export-gradescope", target)[0] == 0
+    home = tmp_path / "autograder"
+    with zipfile.ZipFile(target) as archive:
+        archive.extractall(home / "source")
+    shutil.copytree(LABS / lab / "solution", home / "submission")
+    script = (home / "source" / "run_autograder").read_text()
+    script = script.replace("/autograder/venv/bin/python", sys.executable)
+    script = script.replace("/autograder", str(home))
+    (home / "run_autograder").write_text(script)
+    env = dict(os.environ, PYTHONPATH=str(home / "source" / "minivm-src"))
+    result = subprocess.run(["bash", home / "run_autograder"], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=home)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((home / "results" / "results.json").read_text())
+    check_gradescope(results, lab)
+    assert results["score"] == 16
+    # With a broken minivm, run_autograder still leaves a results.json that says so.
+    (home / "results" / "results.json").unlink()
+    env["PYTHONPATH"] = str(tmp_path / "nowhere")
+    script = script.replace(f"{sys.executable} -m minivm.grade", f"{sys.executable} -m minivm.nope")
+    (home / "run_autograder").write_text(script)
+    subprocess.run(["bash", home / "run_autograder"], capture_output=True, timeout=60, env=env,
+                   cwd=home)
+    fallback = json.loads((home / "results" / "results.json").read_text())
+    assert fallback["score"] == 0 and "could not grade" in fallback["output"]
+
+
+def test_exported_scripts_mode_in_the_zip_survives_extraction(tmp_path):
+    target = tmp_path / "a.zip"
+    assert run_grader("paravirtualized-disk", "--export-gradescope", target)[0] == 0
+    with zipfile.ZipFile(target) as archive:
+        info = archive.getinfo("run_autograder")
+        mode = info.external_attr >> 16
+        assert stat.S_ISREG(mode) and mode & 0o777 == 0o755
+        assert "minivm-src/labs/paravirtualized-disk/hidden/test_lab_virtqueue_hidden.py" \
+            in archive.namelist()
