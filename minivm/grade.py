@@ -13,15 +13,18 @@ hidden/test_*.py; each is worth the points lab.json gives it.
 
 How a test runs (see minivm/grade_runner.py, minivm/labkit.py, minivm/sandbox.py):
 
-    grader --job on stdin, verdict on a private pipe--> test process (lab's test code, trusted)
-                                                           |  requests / plain-data replies
-                                                           v
-                                                        submission process (the student's module)
+    grader --(job; output and verdict pipes)--> fork server --fork--> test process
+                  <---------- verdict: one JSON line with the run's token -----'  (lab's test
+                                                                                   code, trusted)
+                                               requests / plain-data replies  |
+                                                                              v
+                                                   submission process (the student's module)
 
 Each test gets a fresh private temporary folder with its own copy of the
-submission, its own test process (its own session: killed whole at the
-wall-clock limit) and its own submission process (memory, CPU and file-size
-limits, output capped at 64 KiB).  Guests run with the lab's instruction
+submission, its own test process (forked from a server that imported
+minivm and Unicorn once; in its own session, killed whole at the wall-clock
+limit) and its own submission process (memory, CPU and file-size limits,
+output capped at 64 KiB).  Guests run with the lab's instruction
 budget on the virtual clock, so every run is the same.  The verdict comes
 back on a pipe only the test process holds, with a random per-run token,
 and the points are the grader's arithmetic on the weights, never a number
@@ -29,7 +32,9 @@ a test or a submission reports.
 
 Exit status: 0 when grading worked (whatever the scores); 2 for bad input
 (an unknown lab, a missing folder), as one line on stderr; 1 when minivm's
-or the lab's own files changed while submissions ran.
+or the lab's own files changed while submissions ran (a submission with the
+grader's user id can write them: grade untrusted code in a container, as
+Gradescope does, one submission per container).
 """
 import ast
 import json
@@ -529,11 +534,10 @@ def write_json(path, data):
 
 
 def fingerprint(lab, settings):
-    """SHA-256 of minivm's code, the lab's files, its firmware and the ELF cache
-    entries made for it before any submission ran."""
+    """{path: SHA-256} of minivm's code, the lab's files, its firmware and the ELF
+    cache entries made for it before any submission ran."""
     import hashlib
     import minivm
-    digest = hashlib.sha256()
     roots = [os.path.dirname(os.path.abspath(minivm.__file__)), lab.path]
     files = []
     for root in roots:
@@ -546,14 +550,18 @@ def fingerprint(lab, settings):
     if settings.cache_dir and os.path.isdir(settings.cache_dir):
         files.extend(os.path.join(settings.cache_dir, name)
                      for name in sorted(os.listdir(settings.cache_dir)))
+    digests = {}
     for path in files:
-        digest.update(path.encode())
         try:
             with open(path, "rb") as stream:
-                digest.update(stream.read())
+                digests[path] = hashlib.sha256(stream.read()).hexdigest()
         except OSError:
-            digest.update(b"<unreadable>")
-    return digest.hexdigest()
+            digests[path] = None
+    return digests
+
+
+def changed_files(before, after):
+    return sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
 
 
 def warm_cache(lab, settings):
@@ -927,7 +935,7 @@ def _run(args):
         before = fingerprint(lab, settings)
         if args.submission:
             results = grade_submission(lab, os.path.abspath(args.submission), settings, jobs)
-            tampered = fingerprint(lab, settings) != before
+            tampered = changed_files(before, fingerprint(lab, settings))
             if tampered:
                 results = _tampered(lab, results)
             write_json(output, results)
@@ -939,11 +947,13 @@ def _run(args):
         else:
             text, _ = grade_batch(lab, os.path.abspath(args.batch), settings, jobs,
                                   args.output_dir, args.csv)
-            tampered = fingerprint(lab, settings) != before
+            tampered = changed_files(before, fingerprint(lab, settings))
             print(text)
         if tampered:
-            print("minivm: minivm's or the lab's files changed while submissions ran "
-                  "(a submission wrote to them?): these results cannot be trusted",
+            shown = ", ".join(tampered[:4]) + (f" and {len(tampered) - 4} more"
+                                               if len(tampered) > 4 else "")
+            print(f"minivm: minivm's or the lab's files changed while submissions ran "
+                  f"(a submission wrote to them?): {shown}; these results cannot be trusted",
                   file=sys.stderr)
             return 1
         return 0

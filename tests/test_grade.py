@@ -454,3 +454,12 @@ def test_exported_scripts_mode_in_the_zip_survives_extraction(tmp_path):
         assert stat.S_ISREG(mode) and mode & 0o777 == 0o755
         assert "minivm-src/labs/paravirtualized-disk/hidden/test_lab_virtqueue_hidden.py" \
             in archive.namelist()
+
+
+def test_grade_module_is_light():
+    """`minivm grade` is wired into the CLI: importing it must not pull in Unicorn."""
+    code = ("import sys, minivm.grade, minivm.labkit, minivm.sandbox; "
+            "print(sorted(m for m in ('unicorn', 'capstone', 'elftools') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
