@@ -134,6 +134,13 @@ def run_job(job, result_fd):
     """The whole life of a test process: limits, the test, the verdict; never returns."""
     _harden()
     _limit_memory(job.get("memory_mb"))
+    # The token waits in a pipe, not in this process's objects: the student's
+    # process may be a fork of this one, and must not find it (nor the result
+    # pipe, which it closes).
+    token_r, token_w = os.pipe()
+    os.write(token_w, job.pop("token").encode())
+    os.close(token_w)
+    os.environ["MINIVM_LAB_FORK"] = "1"
     os.environ["MINIVM_SUBMISSION"] = job["submission"]
     os.environ["MINIVM_LAB_DEADLINE"] = str(job["deadline"])
     os.environ["MINIVM_LAB_MAX_INSNS"] = str(job["max_insns"])
@@ -141,7 +148,7 @@ def run_job(job, result_fd):
     from minivm import labkit
     labkit.reload_settings()
     record = run(job)
-    record["token"] = job["token"]
+    record["token"] = os.read(token_r, 256).decode()
     data = (json.dumps(record) + "\n").encode()
     view = memoryview(data)
     while view:
@@ -177,6 +184,7 @@ def zygote(control_fd):
             os._exit(0)                                 # the grader is gone
         try:
             job = json.loads(message)
+            del message
             output_fd, result_fd = fds
         except (ValueError, TypeError):
             for fd in fds:
@@ -212,6 +220,7 @@ def main():
     result_fd = int(sys.argv[1])
     job = json.loads(sys.stdin.read())
     sys.stdin.close()
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     run_job(job, result_fd)
 
 

@@ -69,13 +69,15 @@ def deadline():
 
 
 def reload_settings():
-    """Read $MINIVM_LAB_DEADLINE again (a test process forked from the grader's
-    fork server sets it after minivm.labkit was imported)."""
-    global _DEADLINE
+    """Read $MINIVM_LAB_DEADLINE and $MINIVM_LAB_FORK again (a test process
+    forked from the grader's fork server sets them after this was imported)."""
+    global _DEADLINE, _FORK
     _DEADLINE = _env_float("MINIVM_LAB_DEADLINE")
+    _FORK = os.environ.get("MINIVM_LAB_FORK") == "1"
 
 
 _DEADLINE = None
+_FORK = False           # fork the student's process from this one (the grader's test processes)
 reload_settings()
 
 
@@ -228,6 +230,46 @@ class _Failure(Exception):
         return self.kind(self.text.replace("{what}", what, 1), **self.fields)
 
 
+def _max_fd():
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return limit if 0 < limit < (1 << 20) else 1 << 16
+
+
+class _Forked:
+    """What Submission needs of subprocess.Popen, for a process made by os.fork."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self):
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout=None):
+        stop_at = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if stop_at is not None and time.monotonic() > stop_at:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.002)
+        return self.returncode
+
+
 class Submission:
     """One student module, imported in a process of its own."""
 
@@ -255,7 +297,10 @@ class Submission:
         limit = deadline()
         cpu = int(max(5, limit - time.monotonic() + 5)) if limit else None
         settings = {"submission_dir": self.folder, "memory_mb": int(memory),
-                    "cpu_seconds": cpu, "parent": os.getpid()}
+                    "cpu_seconds": cpu, "parent": os.getpid(), "forked": _FORK}
+        if _FORK:
+            self._fork(request_r, reply_w, output_w, settings)
+            return
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-S", "-m", "minivm.sandbox", str(request_r), str(reply_w),
@@ -267,6 +312,37 @@ class Submission:
             os.close(request_r)
             os.close(reply_w)
             os.close(output_w)
+        self._poller = select.poll()
+        self._poller.register(self._reply_r, select.POLLIN)
+        self._poller.register(self._output_r, select.POLLIN)
+
+    def _fork(self, request_r, reply_w, output_w, settings):
+        """Start the student's process as a fork of this one: no new interpreter,
+        nothing to import again (the grader's test processes have minivm and
+        Unicorn loaded already).  The child keeps only its two pipes and its
+        output; it closes every other descriptor of the test's process first."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(output_w, 1)
+                os.dup2(output_w, 2)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                keep = sorted({request_r, reply_w})
+                low = 3
+                for fd in keep + [_max_fd()]:
+                    if fd > low:
+                        os.closerange(low, fd)
+                    low = fd + 1
+                os.chdir(self.folder)
+                os.environ.clear()
+                os.environ.update(sandbox_environment(self.folder))
+                sandbox.serve(request_r, reply_w, settings)
+            finally:
+                os._exit(70)
+        for fd in (request_r, reply_w, output_w):
+            os.close(fd)
+        self.process = _Forked(pid)
         self._poller = select.poll()
         self._poller.register(self._reply_r, select.POLLIN)
         self._poller.register(self._output_r, select.POLLIN)

@@ -300,3 +300,6 @@ class DiskImage:
 
     def flush(self):
         os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)
