@@ -775,10 +775,32 @@ fi
 """
 
 
+def source_root():
+    """minivm's source tree: beside this package (a checkout, or an editable
+    install), else the working folder or one above it (`pip install .` puts
+    the package elsewhere, without its pyproject.toml)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [here]
+    folder = os.getcwd()
+    while True:
+        candidates.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for root in candidates:
+        project = os.path.join(root, "pyproject.toml")
+        if os.path.isfile(project) and os.path.isdir(os.path.join(root, "minivm")):
+            with open(project, encoding="utf-8") as stream:
+                if 'name = "minivm"' in stream.read():
+                    return root
+    raise GradeError("--export-gradescope needs minivm's source tree: run it in a "
+                     "minivm checkout")
+
+
 def source_files(root, lab):
     """(path in the zip, path on disk) of the minivm source tree, with this lab only."""
-    import minivm
-    package = os.path.dirname(os.path.abspath(minivm.__file__))
+    package = os.path.join(root, "minivm")
     entries = []
     for name in ("pyproject.toml", "setup.py", "README.md"):
         path = os.path.join(root, name)
@@ -812,8 +834,7 @@ def source_files(root, lab):
 def export_gradescope(lab, target):
     """Write Gradescope's autograder zip: setup.sh, run_autograder, minivm-src/."""
     import zipfile
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    entries = source_files(root, lab)
+    entries = source_files(source_root(), lab)
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise GradeError(f"{target}: no such folder {folder}")
