@@ -22,6 +22,11 @@ of the student's file it came through), a call that does not return in time
 (SubmissionTimeout), a process that dies (SubmissionCrashed), more output
 than the grader keeps (SubmissionOutputLimit).
 
+The student's process is a fresh `python -m minivm.sandbox` when you run the
+tests yourself; in the grader ($MINIVM_LAB_FORK=1) it is a fork of the test's
+process, which has minivm and Unicorn loaded already (no second start-up),
+and which closes every descriptor of the test's process but its own pipes.
+
 Where the submission is: $MINIVM_SUBMISSION when set (the grader sets it; so
 can you), else the lab's starter/ folder next to the tests.  Locally:
 

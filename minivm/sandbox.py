@@ -7,6 +7,7 @@ this module as a separate process:
 
     python -m minivm.sandbox REQUEST_FD REPLY_FD SETTINGS_JSON
 
+(or, in the grader, a fork of the test's process that calls serve()),
 which limits itself (memory, CPU time, file size), imports the student's
 file and then answers requests: get an attribute, call a function or a
 method, set an attribute.  Replies carry plain data only (None, bool, int,

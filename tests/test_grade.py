@@ -2,7 +2,8 @@
 
 Every lab's solution gets full marks and its starter less; deliberately broken
 submissions (an exception, an endless Python loop, a guest that spins, megabytes
-of output, a syntax error, patching the grader, writing to the grader's files)
+of output, 8 GiB of memory, a syntax error, patching the grader and killing its
+fork server, writing to the grader's files)
 lose the points of the tests they break and nothing else, in the same batch as
 a good one; results.json has Gradescope's fields; batches write one
 results.json per submission, a CSV and a summary; the Gradescope export holds
@@ -214,6 +215,8 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
     variant(batch, VQ, "raises", [("virtqueue.py", NEED_EVENT,
                                    "    raise ZeroDivisionError('oops')")])
     variant(batch, VQ, "loops", [("virtqueue.py", NEED_EVENT, "    while True:\n        pass")])
+    variant(batch, VQ, "hogs", [("virtqueue.py", NEED_EVENT,
+                                 "    hog = bytearray(8 << 30)\n" + NEED_EVENT)])
     variant(batch, VQ, "prints", [("virtqueue.py", PUBLISH,
                                    "        print('x' * 100_000 * 20)\n" + PUBLISH)])
     variant(batch, VQ, "patches", [("virtqueue.py", CHAIN, "        return []\n" + CHAIN)],
@@ -224,15 +227,17 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
     assert status == 0, err
     results = {path.parent.name: json.loads(path.read_text())
                for path in batch.glob("*/results.json")}
-    assert sorted(results) == ["good", "loops", "patches", "prints", "raises", "syntax"]
+    assert sorted(results) == ["good", "hogs", "loops", "patches", "prints", "raises", "syntax"]
     for value in results.values():
         check_gradescope(value, VQ)
     full = max_score(VQ)
     assert results["good"]["score"] == full
     expected_failures = {"raises": VQ_NEED_EVENT_TESTS, "loops": VQ_NEED_EVENT_TESTS,
+                         "hogs": VQ_NEED_EVENT_TESTS,
                          "prints": VQ_PUBLISH_TESTS, "patches": VQ_CHAIN_TESTS,
                          "syntax": set(scores(results["good"]))}
     messages = {"raises": "ZeroDivisionError: oops", "loops": "did not return within",
+                "hogs": "MemoryError",
                 "prints": "printed more than 64 KiB", "patches": "returned []",
                 "syntax": "SyntaxError"}
     for name, broken in expected_failures.items():
@@ -328,6 +333,17 @@ def test_a_submission_that_writes_to_the_grader_is_caught(tmp_path):
     assert "changed while submissions ran" in err
     results = json.loads(output.read_text())
     assert results["score"] == 0 and all(t["score"] == 0 for t in results["tests"])
+
+
+def test_without_the_fork_server(tmp_path):
+    """Test processes started the plain way (the fork server's fallback) grade the same."""
+    lab = grade.Lab(str(LABS / "trap-and-emulate"))
+    settings = grade.Settings(lab)
+    settings.cache_dir = None
+    results = grade.grade_submission(lab, str(LABS / "trap-and-emulate" / "solution"),
+                                     settings, jobs=2)
+    check_gradescope(results, "trap-and-emulate")
+    assert results["score"] == 16
 
 
 def test_a_forged_second_result_line_fails_the_test():
