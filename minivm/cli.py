@@ -15,21 +15,13 @@ DEFAULT_FIRMWARE = "hello"
 
 
 def firmware_path(name):
-    """A path as given, or the name of a built-in image (hello -> hello.elf).
-
-    Built-in images are installed as the package data minivm.firmware; in a
-    source tree that was never installed they are in firmware/ beside minivm/.
-    """
+    """A path as given, or the name of a built-in image (hello -> hello.elf)."""
     import os
     if os.path.sep in name or os.path.exists(name):
         return name
-    import importlib.util   # lighter than importlib.resources: start-up time counts
+    from minivm.datafiles import data_folders
     image = name if name.endswith(".elf") else f"{name}.elf"
-    spec = importlib.util.find_spec("minivm.firmware")
-    folders = list(spec.submodule_search_locations) if spec else []
-    folders.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "firmware"))
-    for folder in folders:
+    for folder in data_folders("firmware"):
         candidate = os.path.join(folder, image)
         if os.path.isfile(candidate):
             return candidate

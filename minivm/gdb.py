@@ -22,13 +22,13 @@ import socket
 import threading
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
-from unicorn.riscv_const import (UC_RISCV_REG_SATP, UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MIE,
+from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MIE,
                                  UC_RISCV_REG_MIP, UC_RISCV_REG_MISA, UC_RISCV_REG_MSCRATCH,
                                  UC_RISCV_REG_MSTATUS, UC_RISCV_REG_MTVAL, UC_RISCV_REG_MTVEC,
                                  UC_RISCV_REG_SATP, UC_RISCV_REG_SCAUSE, UC_RISCV_REG_SEPC,
                                  UC_RISCV_REG_SSTATUS, UC_RISCV_REG_STVAL, UC_RISCV_REG_STVEC)
 
-from minivm.cpu import Exit, ExitReason, mmu
+from minivm.cpu import Exit, ExitReason
 
 SIGINT, SIGTRAP = 2, 5
 ABI_NAMES = ("zero ra sp gp tp t0 t1 t2 fp s1 a0 a1 a2 a3 a4 a5 a6 a7 "
@@ -375,10 +375,7 @@ class Debugger:
 
     def _physical(self, address, length):
         """The region and physical address gdb's virtual address reaches, or (None, None)."""
-        satp = self.vcpu.read_csr(UC_RISCV_REG_SATP) if self.vcpu.privilege != 3 else 0
-        physical = mmu.translate(
-            lambda a, n: int.from_bytes(self.vcpu.uc.mem_read(a, n), "little"),
-            satp, self.xlen, address)
+        physical = self.vcpu.translate(address)
         region = None if physical is None else self.machine.bus.region_at(physical)
         if region is None or physical + length > region.end:
             return None, None

@@ -62,24 +62,9 @@ class GradeError(Exception):
 
 def labs_folders():
     """Where labs live: the installed package data minivm.labs, and labs/
-    beside minivm/ in a source tree (as cli.firmware_path finds firmware)."""
-    import importlib.util
-    folders = []
-    try:
-        spec = importlib.util.find_spec("minivm.labs")
-    except ImportError:
-        spec = None
-    if spec and spec.submodule_search_locations:
-        folders.extend(spec.submodule_search_locations)
-    folders.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "labs"))
-    seen, result = set(), []
-    for folder in folders:
-        real = os.path.realpath(folder)
-        if real not in seen and os.path.isdir(real):
-            seen.add(real)
-            result.append(real)
-    return result
+    beside minivm/ in a source tree."""
+    from minivm.datafiles import data_folders
+    return data_folders("labs")
 
 
 def lab_names():

@@ -11,9 +11,6 @@ from collections import namedtuple
 from minivm import elfcache as cache
 from minivm.errors import MinivmError
 
-EM_RISCV = 243
-
-
 class Symbols:
     """Function and object symbols, for turning addresses into names."""
 

@@ -496,7 +496,7 @@ class Machine:
     def break_on(self, specs):
         """--break-on: pdb inside the named devices' models (minivm/pdbbreak.py)."""
         from minivm.pdbbreak import Breaker
-        self.breaker = Breaker(self, specs)
+        Breaker(self, specs)
 
     def _end(self, exit, exit_code, message):
         self._trace_exit(exit, message)

@@ -23,7 +23,6 @@ from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEDELEG,
 
 # -- privilege levels --------------------------------------------------------------
 PRV_U, PRV_S, PRV_M = 0, 1, 3
-PRIVILEGE_NAMES = {PRV_U: "U", PRV_S: "S", PRV_M: "M"}
 
 # -- mstatus fields ----------------------------------------------------------------
 MSTATUS_SIE = 1 << 1      # S-mode interrupts enabled

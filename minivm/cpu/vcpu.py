@@ -162,14 +162,19 @@ class Vcpu:
 
     # -- guest memory as the guest sees it ----------------------------------------
 
-    def read_virtual(self, address, size):
-        """Read `size` bytes at a guest virtual address (the guest's page tables)."""
+    def translate(self, address):
+        """The guest physical address of a virtual one as the hart sees it now
+        (its page tables below M-mode), or None if it is not mapped."""
         satp = self.read_csr(UC_RISCV_REG_SATP) if self.privilege != traps.PRV_M else 0
 
         def read_physical(physical, length):
             return int.from_bytes(self.uc.mem_read(physical, length), "little")
 
-        physical = mmu.translate(read_physical, satp, self.xlen, address)
+        return mmu.translate(read_physical, satp, self.xlen, address)
+
+    def read_virtual(self, address, size):
+        """Read `size` bytes at a guest virtual address (the guest's page tables)."""
+        physical = self.translate(address)
         if physical is None:
             raise UcError(0)
         return bytes(self.uc.mem_read(physical, size))

@@ -60,6 +60,7 @@ class VirtioBlk:
         self.image = image
         self.twin = twin or process_block_queue
         self.report = None    # report(head, type, sector, length, status): the trace's
+        self._config = None
 
     def trace_requests(self, report):
         """Tell `report` about every request.  Only the Python twin can, so
@@ -77,9 +78,13 @@ class VirtioBlk:
         return sum(1 << bit for bit in bits)
 
     def config(self):
-        """The device-specific config space (spec 5.2.4), little-endian."""
-        # capacity, size_max, seg_max, geometry (cylinders, heads, sectors), blk_size
-        return struct.pack("<QIIHBBI", self.image.sectors, SIZE_MAX, SEG_MAX, 0, 0, 0, SECTOR)
+        """The device-specific config space (spec 5.2.4), little-endian.  It
+        never changes, so it is packed once, not on every guest read."""
+        if self._config is None:
+            # capacity, size_max, seg_max, geometry (cylinders, heads, sectors), blk_size
+            self._config = struct.pack("<QIIHBBI", self.image.sectors, SIZE_MAX, SEG_MAX,
+                                       0, 0, 0, SECTOR)
+        return self._config
 
     def process(self, buffer, base, state):
         """Serve every available request on a queue."""

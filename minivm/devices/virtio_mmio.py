@@ -40,6 +40,11 @@ QUEUE_DEVICE_HIGH = 0x0A4
 CONFIG_GENERATION = 0x0FC    # modern
 CONFIG = 0x100               # the device-specific config space
 
+# The modern ring-address registers: which Queue field each half writes.
+RING_ADDRESS_HALVES = {QUEUE_DESC_LOW: "desc", QUEUE_DESC_HIGH: "desc",
+                       QUEUE_DRIVER_LOW: "driver", QUEUE_DRIVER_HIGH: "driver",
+                       QUEUE_DEVICE_LOW: "device", QUEUE_DEVICE_HIGH: "device"}
+
 MAGIC = 0x74726976
 VENDOR = 0x554D4551          # "QEMU", what QEMU `virt` reports
 
@@ -227,11 +232,8 @@ class VirtioMmio(Device):
         else:
             if offset == QUEUE_READY:
                 self._go_live(self.queue_sel, queue, value & 1)
-            halves = {QUEUE_DESC_LOW: "desc", QUEUE_DESC_HIGH: "desc",
-                      QUEUE_DRIVER_LOW: "driver", QUEUE_DRIVER_HIGH: "driver",
-                      QUEUE_DEVICE_LOW: "device", QUEUE_DEVICE_HIGH: "device"}
-            if offset in halves and not queue.ready:
-                name, high = halves[offset], offset & 4
+            if offset in RING_ADDRESS_HALVES and not queue.ready:
+                name, high = RING_ADDRESS_HALVES[offset], offset & 4
                 old = getattr(queue, name)
                 setattr(queue, name, (old & 0xFFFFFFFF) | value << 32 if high
                         else (old & ~0xFFFFFFFF) | value)
