@@ -17,6 +17,18 @@ def private_elf_cache(tmp_path_factory):
     os.environ["MINIVM_CACHE_DIR"] = str(tmp_path_factory.mktemp("elf-cache"))
 
 
+# What the disk and passthrough demos write into their last sector.
+PATTERN = b"".join((0xD15C0000 | i).to_bytes(4, "little") for i in range(128))
+
+
+def fnv1a(data):
+    """The 32-bit FNV-1a checksum the disk and passthrough demos print."""
+    value = 2166136261
+    for byte in data:
+        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+    return value
+
+
 def firmware(name):
     return FIRMWARE / f"{name}.elf"
 

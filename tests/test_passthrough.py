@@ -6,20 +6,12 @@ import os
 
 import pytest
 
-from conftest import firmware, minivm
+from conftest import PATTERN, firmware, fnv1a, minivm
 from minivm.errors import MinivmError
 from minivm.machine import Machine
 
 WINDOW = 0x4000_0000
-PATTERN = b"".join((0xD15C0000 | i).to_bytes(4, "little") for i in range(128))
 CHECKED = 64 * 1024
-
-
-def fnv1a(data):
-    value = 2166136261
-    for byte in data:
-        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
-    return value
 
 
 def random_file(folder, size=CHECKED, name="window.bin"):

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import firmware, minivm
+from conftest import PATTERN, firmware, fnv1a, minivm
 from minivm.devices import piodisk
 from minivm.devices.piodisk import (CMD_FLUSH, CMD_IDENTIFY, CMD_READ, CMD_WRITE, COMMAND,
                                     COUNT, DATA, ERROR, ERROR_BUSY, ERROR_COMMAND,
@@ -17,7 +17,6 @@ from minivm.devices.piodisk import (CMD_FLUSH, CMD_IDENTIFY, CMD_READ, CMD_WRITE
 from minivm.errors import MinivmError
 
 SECTOR = 512
-PATTERN = b"".join((0xD15C0000 | i).to_bytes(4, "little") for i in range(128))
 
 
 def image_file(tmp_path, size, name="disk.img", content=None):
@@ -146,13 +145,6 @@ def test_completion_interrupt_until_status_is_read(image):
 
 
 # -- the firmware on the real vCPU ------------------------------------------------------
-
-def fnv1a(data):
-    value = 2166136261
-    for byte in data:
-        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
-    return value
-
 
 def run_demo(*args):
     return minivm("run", firmware("pio_disk"), *args, timeout=300)

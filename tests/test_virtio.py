@@ -7,11 +7,10 @@ import random
 
 import pytest
 
-from conftest import firmware, minivm, needs_qemu
+from conftest import PATTERN, firmware, fnv1a, minivm, needs_qemu
 from oracle import run_qemu_with_disk
 
 SECTOR = 512
-PATTERN = b"".join((0xD15C0000 | i).to_bytes(4, "little") for i in range(128))
 TRANSPORTS = ["modern", "legacy"]
 TWINS = ["cython", "python"]
 
@@ -20,13 +19,6 @@ def make_image(tmp_path, size=256 * 1024, seed=1, name="disk.img"):
     path = tmp_path / name
     path.write_bytes(random.Random(seed).randbytes(size))
     return path
-
-
-def fnv1a(data):
-    value = 2166136261
-    for byte in data:
-        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
-    return value
 
 
 def run_minivm(image, transport="modern", twin="cython", *options, extra=()):
