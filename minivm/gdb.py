@@ -472,15 +472,13 @@ class Debugger:
 
     def _prepare_counter(self, step):
         """Single steps and RAM watchpoints need the exact instruction count."""
-        counter = self.vcpu.clocks.instructions
         self.stepping = step
-        if step or any(handle is not None for handle in self.watchpoints.values()):
-            counter.attach()
-            counter.set_limit(counter.count + 1 if step else self.machine.budget)
-        elif self.machine.budget is None and self.machine.tracer is None:
-            counter.detach()
-        else:
-            counter.set_limit(self.machine.budget)
+        watching_ram = any(handle is not None for handle in self.watchpoints.values())
+        # The machine's own rule decides, with the debugger's needs added.
+        self.machine.set_up_instruction_count(self.machine.budget, step or watching_ram)
+        if step:
+            counter = self.vcpu.clocks.instructions
+            counter.set_limit(counter.count + 1)
 
     def _remove_all(self):
         for handle in self.breakpoints.values():

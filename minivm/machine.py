@@ -281,7 +281,7 @@ class Machine:
         continued by calling run() again with a larger one.
         """
         self.budget = self.max_insns if max_insns is None else max_insns
-        self._set_up_instruction_count(self.budget)
+        self.set_up_instruction_count(self.budget)
         self._prepare_next_run()
         while True:
             exit = self.vcpu.run()
@@ -309,13 +309,13 @@ class Machine:
         self.debugger = Debugger(self, port)
         return self.debugger
 
-    def _set_up_instruction_count(self, budget):
-        # Count every instruction only when something needs the exact count
-        # (DESIGN.md fact 6: it costs ~4x): a budget, or the trace's column.
+    def set_up_instruction_count(self, budget, counting_wanted=False):
+        """Count every instruction only when something needs the exact count
+        (DESIGN.md fact 6: it costs ~4x): a budget, the trace's column,
+        --break-on (only the per-instruction hook keeps pc exact inside a
+        device access), or the debugger (counting_wanted)."""
         counter = self.vcpu.clocks.instructions
-        # (--break-on needs it too: only the per-instruction hook keeps pc
-        # exact inside a device access.)
-        if budget is not None or self.tracer is not None or self.bus.break_on:
+        if budget is not None or self.tracer is not None or self.bus.break_on or counting_wanted:
             counter.set_limit(budget)
             counter.attach()
         else:
@@ -535,8 +535,8 @@ class Machine:
                 report[name].update(requests=device.requests, notifies=device.notifies)
         for number, window in enumerate(self.windows):
             # Passthrough costs no trap: the host never sees the accesses.
-            report[f"passthrough{number}"] = {"traps": 0, "bytes": None,
-                                             "registers": {}, "size": window.size}
+            report[f"passthrough{number}"] = {"traps": 0, "bytes": None, "registers": {},
+                                             "kind": "passthrough"}
         return report
 
     def memory_map(self):
@@ -556,7 +556,7 @@ def print_stats(result, stream=None):
           file=stream)
     for name, numbers in result.stats.items():
         traps, payload = numbers["traps"], numbers["bytes"]
-        if name.startswith("passthrough"):
+        if numbers.get("kind") == "passthrough":
             print(f"  {name:<10} {0:>9} {'-':>11} {'0':>10}  (mapped: loads and stores "
                   f"reach the file with no trap, so the host cannot count them)", file=stream)
             continue
