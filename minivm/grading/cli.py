@@ -125,8 +125,8 @@ def _grade(lab, args, output):
     try:
         if grader.missing:
             print(f"minivm: grading without {'; '.join(grader.missing)}", file=sys.stderr)
-        grader.collect()
         if args.batch:
+            grader.collect()
             text, _ = batch.grade_batch(grader, os.path.abspath(args.batch), args.output_dir,
                                         args.csv)
             print(text)

@@ -154,28 +154,34 @@ class Grader:
         """Collect the lab's tests with pytest (no submission): checks the weights."""
         empty = os.path.join(self.private, "nothing")
         os.makedirs(empty, exist_ok=True)
-        records, failure = self.judge(empty, None, collect_only=True)
-        errors = [r["lab_error"] for r in records if "lab_error" in r]
-        if errors:
-            raise MinivmError(f"{self.lab.name}: a test file cannot be loaded: {errors[0]}")
-        collected = [r["collected"] for r in records if "collected" in r]
-        if failure or not collected:
-            raise MinivmError(f"{self.lab.name}: its tests cannot be collected ({failure})")
-        self.lab.set_tests(collected[0])
+        self._check_lab([self.judge(empty, (0, 1), collect_only=True)])
 
-    def judge(self, submission, select_names, collect_only=False):
-        """Run one judge in a free slot: (records, why it failed or None)."""
+    def _check_lab(self, outcomes):
+        """The lab's tests as its judges collected them, checked once against the weights."""
+        for records, failure in outcomes:
+            errors = [r["lab_error"] for r in records if "lab_error" in r]
+            if errors:
+                raise MinivmError(f"{self.lab.name}: a test file cannot be loaded: {errors[0]}")
+            collected = [r["collected"] for r in records if "collected" in r]
+            if not collected:
+                raise MinivmError(f"{self.lab.name}: its tests cannot be collected ({failure})")
+            if not self.lab.tests:
+                self.lab.set_tests(collected[0])
+
+    def judge(self, submission, share, collect_only=False):
+        """Run one judge in a free slot on its share (n, of) of the tests:
+        (records, why it failed or None)."""
         jail = self._slot()
         try:
-            return self._judge(jail, submission, select_names, collect_only)
+            return self._judge(jail, submission, share, collect_only)
         finally:
             self._release(jail)
 
-    def _judge(self, jail, submission, select_names, collect_only):
+    def _judge(self, jail, submission, share, collect_only):
         lab = self.lab
         private = tempfile.mkdtemp(dir=self.private)
         reader, writer = os.pipe()
-        job = {"fd": writer, "submission": submission, "select": select_names,
+        job = {"fd": writer, "submission": submission, "share": share,
                "timeout": self.timeout, "work": os.path.join(private, "work")}
         os.makedirs(job["work"])
         ini = os.path.join(private, "pytest.ini")
@@ -194,7 +200,7 @@ class Grader:
         command = [sys.executable, "-s", "-m", "pytest", "-p", "minivm.grading.plugin",
                    "-p", "no:cacheprovider", "-q", "-c", ini, "--rootdir", lab.path,
                    *lab.folders] + (["--collect-only"] if collect_only else [])
-        count = len(select_names) if select_names is not None else len(lab.tests)
+        count = len(lab.weights) // share[1] + 1
         deadline = time.monotonic() + 60 + count * (self.timeout + 2)
         with open(os.path.join(private, "output"), "w+b") as output:
             judge = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
@@ -222,25 +228,24 @@ class Grader:
 
     def grade(self, submission, split=True):
         """Grade one submission: results.json as a dict.  split: its tests shared
-        among the slots (one submission); else one judge runs them all (a batch)."""
+        among the slots (one submission); else one judge runs them all (a batch,
+        which collects the tests first)."""
         started = time.monotonic()
         try:
             copy, notes = self.copy(submission)
         except (MinivmError, OSError) as error:
             return results_json(self.lab, {}, 0, [], failure=f"could not copy it: {error}")
-        if not split:
-            return self._results([self.judge(copy, None)], time.monotonic() - started, notes)
-        names = [test["name"] for test in self.lab.tests]
-        shares = [names[i::self.jobs] for i in range(min(self.jobs, len(names)))]
-        outcomes = [None] * len(shares)
+        shares = self.jobs if split else 1
+        outcomes = [None] * shares
 
         def run(index):
-            outcomes[index] = self.judge(copy, shares[index])
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(shares))]
+            outcomes[index] = self.judge(copy, (index, shares))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(shares)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        self._check_lab(outcomes)
         return self._results(outcomes, time.monotonic() - started, notes)
 
     def _results(self, outcomes, seconds, notes):

@@ -128,10 +128,12 @@ def make(work, memory_mb, processes, hidden=()):
 
 def _binds(hidden):
     """What the submission's view holds besides its folder: the system's
-    programs and libraries, Python, its site-packages and minivm itself."""
+    programs and libraries, Python, its site-packages, minivm and its guests."""
     import minivm
+    from minivm.datafiles import data_folders
     paths = [os.path.join("/", name) for name in SYSTEM]
     paths += [sys.base_prefix, sys.prefix, os.path.dirname(os.path.abspath(minivm.__file__))]
+    paths += data_folders("firmware")
     paths += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
     paths.append("/etc/ld.so.cache")
     hidden = [os.path.realpath(h) for h in hidden]
