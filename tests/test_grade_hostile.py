@@ -120,25 +120,29 @@ for _path in {targets!r}:
             _stream.write("raise SystemExit('overwritten')\\n")
     except OSError:
         pass
-for _root, _dirs, _files in _os.walk("/"):
-    _dirs[:] = [d for d in _dirs if d not in ("proc", "sys", "dev")]
-    for _name in _files:
-        if _name in ("virtqueue.py", "results.json"):
-            try:
-                with open(_os.path.join(_root, _name), "a") as _stream:
-                    _stream.write("\\nraise SystemExit('overwritten')\\n")
-            except OSError:
-                pass
+for _top in ("/tmp", "/work", "/home", "/root"):
+    for _root, _dirs, _files in _os.walk(_top):
+        _dirs[:] = [d for d in _dirs                               # all but its own folder
+                    if _os.path.join(_root, d) != _os.path.dirname(_os.getcwd())]
+        for _name in _files:
+            if _name in ("virtqueue.py", "results.json"):
+                try:
+                    with open(_os.path.join(_root, _name), "a") as _stream:
+                        _stream.write("\\nraise SystemExit('overwritten')\\n")
+                except OSError:
+                    pass
 '''
 
 FILE_DESCRIPTORS = '''
-import os as _os
-_kept = []
-try:
-    while True:
-        _kept.append(_os.open("/dev/null", _os.O_RDONLY))
-except OSError:
-    pass
+import os as _os, time as _time
+for _ in range(3):              # children that hold every descriptor they can get
+    if _os.fork() == 0:
+        try:
+            while True:
+                _os.pipe()
+        except OSError:
+            _time.sleep(60)
+        _os._exit(0)
 '''
 
 SIGNALS = '''
@@ -169,7 +173,7 @@ FORK_BOMB = '''    import os, time
 ''' + "    " + RIGHT + '''
     raise RuntimeError(f"fork failed after {made} children")'''
 
-MEMORY_CHILDREN = '''    import os, time
+MEMORY_CHILDREN = '''    import os, select, time
     reader, writer = os.pipe()
     for _ in range(8):
         if os.fork() == 0:
@@ -178,8 +182,8 @@ MEMORY_CHILDREN = '''    import os, time
             time.sleep(60)
     os.close(writer)
     got = b""
-    stop = time.monotonic() + 8
-    while len(got) < 8 and time.monotonic() < stop:
+    stop = time.monotonic() + 3
+    while len(got) < 8 and select.select([reader], [], [], max(0, stop - time.monotonic()))[0]:
         chunk = os.read(reader, 8)
         if not chunk:
             break
@@ -292,4 +296,5 @@ def test_what_the_attacks_met(graded):
         (LABS / VQ / "solution" / "virtqueue.py").read_text()
     assert not [site for site in sites if os.path.exists(os.path.join(site, "json.py"))]
     assert "Skipped: stray.zip (not a folder (unpack zips first))" in out
-    assert "Timed out (a test): signals" in out
+    timed_out = next(line for line in out.splitlines() if line.startswith("Timed out"))
+    assert "signals" in timed_out.split(": ", 1)[1].split(", ")

@@ -217,7 +217,7 @@ def _build_view(jail):
     _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
     _mount(None, new, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(new)
-    os.chdir(jail["home"])
+    os.chdir("/")       # read-only: `python -m` puts the working folder first on sys.path
 
 
 def _bind(path, target, read_only):

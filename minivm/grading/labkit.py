@@ -268,7 +268,7 @@ class Submission:
                 [jails.python(), "-S", "-m", "minivm.grading.sandbox", str(request_r),
                  str(reply_w), sandbox.json.dumps(settings)],
                 stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
-                pass_fds=(request_r, reply_w), cwd=_JAIL["home"] if _JAIL else "/",
+                pass_fds=(request_r, reply_w), cwd="/",
                 env=sandbox_environment(self.folder), start_new_session=True,
                 preexec_fn=(lambda: jails.enter(_JAIL)) if _JAIL else None)
         finally:

@@ -103,7 +103,11 @@ def tmp_path():
 def pytest_runtest_protocol(item, nextitem):
     home = JAIL["home"] if JAIL else JOB["work"]
     for name in os.listdir(home):                   # what the last test left
-        shutil.rmtree(os.path.join(home, name), ignore_errors=True)
+        path = os.path.join(home, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
     copy = os.path.join(home, "submission")
     shutil.copytree(JOB["submission"], copy, symlinks=True)
     os.environ["MINIVM_SUBMISSION"] = copy
