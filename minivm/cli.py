@@ -74,7 +74,7 @@ def build_parser(argv=()):
     grade = commands.add_parser("grade", help="grade lab submissions (Gradescope results.json)")
     if list(argv)[:1] == ["grade"]:
         # Only a grading run pays for importing the grader (start-up time counts).
-        from minivm.grade import add_arguments
+        from minivm.grading.cli import add_arguments
         add_arguments(grade)
 
     info = commands.add_parser("info", help="show the machine: memory map, versions")
@@ -104,7 +104,7 @@ def main(argv=None):
         if args.command == "run":
             return command_run(args)
         if args.command == "grade":
-            from minivm.grade import run
+            from minivm.grading.cli import run
             return run(args)
         return command_info(args)
     except MinivmError as error:

@@ -2,16 +2,17 @@
 
 Every lab's solution gets full marks and its starter less; deliberately broken
 submissions (an exception, an endless Python loop, a guest that spins, megabytes
-of output, 8 GiB of memory, a syntax error, patching the grader and killing its
-fork server, writing to the grader's files)
+of output, 8 GiB of memory, a syntax error, patching the grader)
 lose the points of the tests they break and nothing else, in the same batch as
 a good one; results.json has Gradescope's fields; batches write one
-results.json per submission, a CSV and a summary; the Gradescope export holds
-what Gradescope runs, and its run_autograder grades a submission.
+results.json per submission, a CSV and a summary; outputs go to files, stdout,
+devices and FIFOs without replacing them; bad input is one line and status 2;
+the Gradescope export holds what Gradescope runs, and its run_autograder grades
+a submission.  (Hostile submissions: tests/test_grade_hostile.py.)
 
-The grader is called in this process (minivm.grade.main) except where its exit
-status and stderr as a command are the point.  Short --timeout values keep the
-endless-loop cases quick.
+The grader is called in this process (minivm.grading.cli.main) except where its
+exit status and stderr as a command are the point.  Short --timeout values keep
+the endless-loop cases quick.
 """
 import contextlib
 import csv
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import needs_cross_compiler
-from minivm import grade
+from minivm.grading import cli, lab as labs
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = ROOT / "labs"
@@ -81,7 +82,7 @@ def run_grader(*args):
     """(exit status, stdout, stderr) of `minivm grade ARGS`, in this process."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = grade.main([str(arg) for arg in args])
+        status = cli.main([str(arg) for arg in args])
     return status, out.getvalue(), err.getvalue()
 
 
@@ -135,13 +136,12 @@ def test_solution_gets_full_marks_and_starter_less(lab, tmp_path):
 
 
 def test_every_lab_has_its_parts():
-    assert sorted(grade.lab_names()) == sorted(LAB_NAMES)
+    assert sorted(labs.lab_names()) == sorted(LAB_NAMES)
     for name in LAB_NAMES:
         folder = LABS / name
         for part in ("README.md", "lab.json", "starter", "solution", "tests", "hidden"):
             assert (folder / part).exists(), f"{name}/{part}"
-        lab = grade.Lab(str(folder))
-        assert {t.visibility for t in lab.tests} == {"visible", "after_published"}
+        lab = labs.Lab(str(folder))
         for file in lab.files:
             assert (folder / "starter" / file).is_file() and (folder / "solution" / file).is_file()
 
@@ -173,36 +173,19 @@ PUBLISH = "        state = self.state\n        self.memory.set_u16(state.used + 
 CHAIN = "        state = self.state\n        buffers = []"
 
 PATCHER = '''
-# A submission that tries to grade itself: it patches the grader, the test
-# runner and the test kit in its own process, prints fake results, and kills
-# the grader's fork server (which the grader then starts again).
+# A submission that tries to grade itself: it patches the grader, its pytest
+# plugin and the test kit in its own process and prints fake results.
 import json as _json
-import os as _os
-import signal as _signal
-import minivm.grade as _grade
-import minivm.grade_runner as _runner
-import minivm.labkit as _labkit
-import minivm.sandbox as _sandbox
+import minivm.grading.grader as _grader
+import minivm.grading.labkit as _labkit
+import minivm.grading.plugin as _plugin
 
-_grade._judge = lambda result, *args, **kwargs: result.update(score=result["max_score"],
-                                                              status="passed")
-_grade.run_test = lambda lab, test, *args: {"name": test.name, "score": test.weight}
-_runner.run = lambda job: {"test": job["test"], "status": "passed", "fraction": 1.0,
-                           "message": "", "submission_output": ""}
-_runner.describe_failure = lambda *args: ("passed", "")
+_grader.results_json = lambda lab, *args, **kwargs: {"score": 1000, "tests": []}
+_plugin.verdict = lambda *args: {"status": "passed", "fraction": 1.0, "message": ""}
 _labkit.SubmissionError = Exception
 _labkit.Submission._request = lambda *args, **kwargs: None
-print(_json.dumps({"token": "0" * 32, "test": "test_chain_follows_next", "status": "passed",
-                   "fraction": 1.0}))
+print(_json.dumps({"test": "test_chain_follows_next", "status": "passed", "fraction": 1.0}))
 print(_json.dumps({"score": 1000, "tests": []}))
-try:
-    with open(f"/proc/{_os.getppid()}/status") as _status:
-        _server = int(next(l for l in _status if l.startswith("PPid:")).split()[1])
-    with open(f"/proc/{_server}/cmdline", "rb") as _cmdline:
-        if b"--zygote" in _cmdline.read():
-            _os.kill(_server, _signal.SIGKILL)
-except (OSError, StopIteration, ValueError):
-    pass
 '''
 
 
@@ -287,14 +270,14 @@ def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
     assert "hashdev.py" in carol["test_reset"]["output"]         # where, in the student's file
 
     rows = list(csv.reader(scores_csv.open()))
-    assert rows[0][:3] == ["submission", "score", "max_score"]
-    assert rows[0][3:] == list(json.loads((LABS / lab / "lab.json").read_text())["weights"])
+    assert rows[0][:4] == ["submission", "graded", "score", "max_score"]
+    assert rows[0][4:] == list(json.loads((LABS / lab / "lab.json").read_text())["weights"])
     table = {row[0]: row for row in rows[1:]}
     assert sorted(table) == ["alice", "bob", "carol"]
-    assert table["alice"][1:3] == ["16", "16"] and table["bob"][1] == "2"
-    assert table["carol"][1] == "4"
+    assert table["alice"][1:4] == ["yes", "16", "16"] and table["bob"][2] == "2"
+    assert table["carol"][2] == "4"
     assert "grading [" in err and "3/3 submissions" in err
-    assert "Graded 3 submissions of trap-and-emulate" in out
+    assert "Graded 3 of 3 submissions of trap-and-emulate" in out
     assert "Scores (out of 16):" in out and "100% |" in out
     histogram = {line.split("|")[0].strip(): line.split()[-1]
                  for line in out.splitlines() if "|" in line}
@@ -317,61 +300,11 @@ def test_syntax_error_keeps_the_tests_that_do_not_import_it(tmp_path):
             assert "SyntaxError" in test["output"] and "costs.py" in test["output"]
 
 
-def test_a_submission_that_writes_to_the_grader_is_caught(tmp_path):
-    """A submission that rewrites the lab's test rig: grading stops with exit 1 and the
-    results give no points (the files are checked before and after)."""
-    lab = tmp_path / "lab"
-    shutil.copytree(LABS / VQ, lab)
-    rig = lab / "tests" / "vq_rings.py"
-    tamper = (f"open({str(rig)!r}, 'a').write('\\nTwin.do = lambda self, *a, **k: "
-              f"(\"value\", None)\\n')\n")
-    broken = variant(tmp_path, VQ, "tamper", [("virtqueue.py", CHAIN, "        return []\n" + CHAIN)],
-                     prefix=tamper)
-    output = tmp_path / "tampered.json"
-    status, out, err = run_grader(lab, "--submission", broken, "--output", output, "--jobs", "1")
-    assert status == 1
-    assert "changed while submissions ran" in err
-    results = json.loads(output.read_text())
-    assert results["score"] == 0 and all(t["score"] == 0 for t in results["tests"])
-
-
-def test_without_the_fork_server(tmp_path):
-    """Test processes started the plain way (the fork server's fallback) grade the same."""
-    lab = grade.Lab(str(LABS / "trap-and-emulate"))
-    settings = grade.Settings(lab)
-    settings.cache_dir = None
-    results = grade.grade_submission(lab, str(LABS / "trap-and-emulate" / "solution"),
-                                     settings, jobs=2)
-    check_gradescope(results, "trap-and-emulate")
-    assert results["score"] == 16
-
-
-def test_a_forged_second_result_line_fails_the_test():
-    """Only the runner's one line, with this run's token, counts."""
-    test = grade.Test("test_x", "f.py", "visible", 3.0, "")
-    settings = grade.Settings.__new__(grade.Settings)
-    settings.timeout = 5
-
-    def judge(verdict):
-        result = {"score": 0.0, "status": "failed", "message": "", "submission_output": ""}
-        grade._judge(result, verdict, "t0k", test, b"", None, 0, settings)
-        return result
-
-    good = json.dumps({"token": "t0k", "test": "test_x", "status": "passed", "fraction": 1})
-    assert judge(f"{good}\n".encode())["score"] == 3.0
-    assert judge(f"{good}\n{good}\n".encode())["score"] == 0
-    assert judge(f"{good.replace('t0k', 'bad')}\n".encode())["score"] == 0
-    assert judge(b"")["message"].startswith("the test's process ended without a result")
-    partial = json.dumps({"token": "t0k", "test": "test_x", "status": "partial", "fraction": 0.5})
-    assert judge(partial.encode())["score"] == 1.5
-    assert judge(partial.replace("0.5", "7").encode())["score"] == 0
-
-
 # -- the command line -------------------------------------------------------------------------------
 
 
 def command(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "minivm.grade", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "minivm.grading", *map(str, args)],
                           capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
@@ -414,8 +347,8 @@ def test_export_gradescope(tmp_path):
             info = archive.getinfo(script)
             assert (info.external_attr >> 16) & 0o111 == 0o111, f"{script} is not executable"
             assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
-        for name in ("pyproject.toml", "setup.py", "minivm/grade.py", "minivm/labkit.py",
-                     "minivm/sandbox.py", "minivm/grade_runner.py", "firmware/hello.elf",
+        for name in ("pyproject.toml", "setup.py", "minivm/grading/grader.py",
+                     "minivm/grading/labkit.py", "minivm/grading/jail.py", "firmware/hello.elf",
                      "labs/__init__.py", f"labs/{lab}/lab.json", f"labs/{lab}/README.md",
                      f"labs/{lab}/tests/test_hashdev.py", f"labs/{lab}/hidden/test_hashdev_hidden.py",
                      f"labs/{lab}/firmware/hashdev.elf"):
@@ -453,7 +386,7 @@ def test_run_autograder_grades_a_submission(tmp_path):
     # With a broken minivm, run_autograder still leaves a results.json that says so.
     (home / "results" / "results.json").unlink()
     env["PYTHONPATH"] = str(tmp_path / "nowhere")
-    script = script.replace(f"{sys.executable} -m minivm.grade", f"{sys.executable} -m minivm.nope")
+    script = script.replace(f"{sys.executable} -m minivm.grading", f"{sys.executable} -m minivm.nope")
     (home / "run_autograder").write_text(script)
     subprocess.run(["bash", home / "run_autograder"], capture_output=True, timeout=60, env=env,
                    cwd=home)
@@ -474,7 +407,7 @@ def test_exported_scripts_mode_in_the_zip_survives_extraction(tmp_path):
 
 def test_grade_module_is_light():
     """`minivm grade` is wired into the CLI: importing it must not pull in Unicorn."""
-    code = ("import sys, minivm.grade, minivm.labkit, minivm.sandbox; "
+    code = ("import sys, minivm.grading.cli, minivm.grading.labkit, minivm.grading.sandbox; "
             "print(sorted(m for m in ('unicorn', 'capstone', 'elftools') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from piodisk_rig import (COMMAND, COUNT, DATA, ERROR, FLUSH, IDENTIFY, READ,  # noqa: E402
                          SECTOR_HI, SECTOR_LO, STATUS, WRITE, Pair, run_pio_disk)
 
-from minivm import labkit  # noqa: E402
+from minivm.grading import labkit  # noqa: E402
 
 
 def test_flush(tmp_path):

@@ -2,7 +2,7 @@
 
 `Pair` drives two disks with the same register accesses, each on its own
 copy of the same image: the student's (in the student's process, through
-minivm.labkit) and minivm's (minivm.devices.piodisk.PioDisk, the reference).
+minivm.grading.labkit) and minivm's (minivm.devices.piodisk.PioDisk, the reference).
 Every read must give the same value on both, and the image files must end
 the same.  `run_pio_disk` runs the real driver (firmware/pio_disk.elf) on a
 real machine with the student's disk at 0x1020_0000.
@@ -10,7 +10,7 @@ real machine with the student's disk at 0x1020_0000.
 import os
 import random
 
-from minivm import labkit
+from minivm.grading import labkit
 from minivm.devices.piodisk import DiskImage, PioDisk
 
 SECTOR = 512

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from vq_rings import (BASE, DATA, DESC, F_INDIRECT, F_NEXT, F_WRITE, RAM_SIZE,  # noqa: E402
                       TABLES, Ring, Twin)
 
-from minivm import labkit  # noqa: E402
+from minivm.grading import labkit  # noqa: E402
 from minivm.devices.virtqueue import need_event  # noqa: E402
 
 

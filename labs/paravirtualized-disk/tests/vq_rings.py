@@ -3,7 +3,7 @@
 `Ring` lays out a queue (descriptor table, available ring, used ring) and
 buffers in a bytearray that stands for guest RAM at 0x8000_0000.  `Twin`
 hands a copy of it to the student's walker (in the student's process,
-through minivm.labkit) and another copy to minivm's own walker
+through minivm.grading.labkit) and another copy to minivm's own walker
 (minivm.devices.virtqueue, the reference), runs the same operation on both,
 and checks they agree: the same value, or both a ChainError; afterwards the
 same RAM and the same queue state.  The layouts and flags are spelled out
@@ -11,7 +11,7 @@ here from the virtio 1.x spec.
 """
 import struct
 
-from minivm import labkit
+from minivm.grading import labkit
 from minivm.devices import virtqueue as reference
 
 BASE = 0x8000_0000

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from costs_rig import (WINDOW, answers, data, numbers_in, padded,  # noqa: E402
                        reference_run, student_run)
 
-from minivm import labkit  # noqa: E402
+from minivm.grading import labkit  # noqa: E402
 
 
 def test_traps_per_kib():

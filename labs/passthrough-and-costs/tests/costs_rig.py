@@ -4,7 +4,7 @@ import os
 import random
 import re
 
-from minivm import labkit
+from minivm.grading import labkit
 
 LAB = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WINDOW = 0x4000_0000

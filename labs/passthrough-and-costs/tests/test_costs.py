@@ -8,7 +8,7 @@ import re
 
 from costs_rig import answers, data, reference_run, student_run
 
-from minivm import labkit
+from minivm.grading import labkit
 
 
 def test_make_file(tmp_path):

@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from hashdev_rig import WINDOW_BASE, expect_check, run_firmware  # noqa: E402
 
-from minivm import labkit  # noqa: E402
+from minivm.grading import labkit  # noqa: E402
 
 FNV_BASIS = 2166136261
 

@@ -4,11 +4,11 @@ The machine (minivm.machine.Machine) runs firmware/hashdev.elf.  One device
 region covers the whole window 0x1030_0000-0x1030_3fff; every guest access
 there is a VM exit that minivm's bus hands to WindowDevice below, which
 passes it to the student's Board.mmio in the student's own process
-(minivm.labkit) and gives the guest the value that comes back.
+(minivm.grading.labkit) and gives the guest the value that comes back.
 """
 import os
 
-from minivm import labkit
+from minivm.grading import labkit
 
 LAB = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(LAB, "firmware", "hashdev.elf")

@@ -1,13 +1,13 @@
 """The submission's process: a student's module, served over two pipes.
 
 The grader never runs a student's code in a process that decides anything.
-A lab test (trusted, in its own process: minivm/grade_runner.py) asks for
-the student's module with `minivm.labkit.load("hashdev.py")`; labkit starts
-this module as a separate process:
+A lab test (trusted, in the grader's judge process: minivm/grading/plugin.py)
+asks for the student's module with `labkit.load("hashdev.py")`; labkit starts
+this module as a separate process (in the grader: inside the slot's jail,
+minivm/grading/jail.py):
 
-    python -m minivm.sandbox REQUEST_FD REPLY_FD SETTINGS_JSON
+    python -S -m minivm.grading.sandbox REQUEST_FD REPLY_FD SETTINGS_JSON
 
-(or, in the grader, a fork of the test's process that calls serve()),
 which limits itself (memory, CPU time, file size), imports the student's
 file and then answers requests: get an attribute, call a function or a
 method, set an attribute.  Replies carry plain data only (None, bool, int,
@@ -309,11 +309,6 @@ def _limit_self(settings):
     memory = settings.get("memory_mb")
     if memory:
         limit = int(memory) << 20
-        if settings.get("forked"):
-            # A fork of the test's process starts with its address space (Unicorn's
-            # code, maybe a machine's RAM): the limit is on what it adds to that.
-            with open("/proc/self/statm") as statm:
-                limit += int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     cpu = settings.get("cpu_seconds")
     if cpu:
@@ -347,6 +342,7 @@ def _import(path, name, submission_dir):
 def serve(request_fd, reply_fd, settings):
     submission_dir = os.path.realpath(settings["submission_dir"])
     _limit_self(settings)
+    os.chdir(submission_dir)
     sys.dont_write_bytecode = True
     sys.path.insert(0, submission_dir)
     try:                        # started with -S: give students exit() and quit() anyway

@@ -1,6 +1,6 @@
 """What a lab's tests use: the student's module, at arm's length.
 
-    from minivm import labkit
+    from minivm.grading import labkit
 
     def test_magic():
         hashdev = labkit.load("hashdev.py")        # a fresh process runs the student's file
@@ -22,10 +22,10 @@ of the student's file it came through), a call that does not return in time
 (SubmissionTimeout), a process that dies (SubmissionCrashed), more output
 than the grader keeps (SubmissionOutputLimit).
 
-The student's process is a fresh `python -m minivm.sandbox` when you run the
-tests yourself; in the grader ($MINIVM_LAB_FORK=1) it is a fork of the test's
-process, which has minivm and Unicorn loaded already (no second start-up),
-and which closes every descriptor of the test's process but its own pipes.
+The student's process is a fresh `python -S -m minivm.grading.sandbox`.  In
+the grader it starts inside the slot's jail (minivm/grading/jail.py: its own
+user id, namespaces, limits), which the grader's judge process describes in
+$MINIVM_GRADE_JAIL.
 
 Where the submission is: $MINIVM_SUBMISSION when set (the grader sets it; so
 can you), else the lab's starter/ folder next to the tests.  Locally:
@@ -41,8 +41,9 @@ import subprocess
 import sys
 import time
 
-from minivm import sandbox
 from minivm.devices.device import Device
+from minivm.grading import jail as jails
+from minivm.grading import sandbox
 
 OUTPUT_LIMIT = 64 * 1024        # bytes a submission may print in one test
 OUTPUT_KEPT = 4 * 1024          # of which the first this many are shown
@@ -73,17 +74,14 @@ def deadline():
     return _DEADLINE
 
 
-def reload_settings():
-    """Read $MINIVM_LAB_DEADLINE and $MINIVM_LAB_FORK again (a test process
-    forked from the grader's fork server sets them after this was imported)."""
-    global _DEADLINE, _FORK
-    _DEADLINE = _env_float("MINIVM_LAB_DEADLINE")
-    _FORK = os.environ.get("MINIVM_LAB_FORK") == "1"
+def set_deadline(when):
+    """The grader's judge sets each test's deadline (time.monotonic())."""
+    global _DEADLINE
+    _DEADLINE = when
 
 
 _DEADLINE = None
-_FORK = False           # fork the student's process from this one (the grader's test processes)
-reload_settings()
+_JAIL = jails.from_environment()
 
 
 def submission_dir(test_file=None):
@@ -235,46 +233,6 @@ class _Failure(Exception):
         return self.kind(self.text.replace("{what}", what, 1), **self.fields)
 
 
-def _max_fd():
-    import resource
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return limit if 0 < limit < (1 << 20) else 1 << 16
-
-
-class _Forked:
-    """What Submission needs of subprocess.Popen, for a process made by os.fork."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.returncode = None
-
-    def poll(self):
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.returncode = -signal.SIGKILL
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def kill(self):
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def wait(self, timeout=None):
-        stop_at = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if stop_at is not None and time.monotonic() > stop_at:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout)
-            time.sleep(0.002)
-        return self.returncode
-
-
 class Submission:
     """One student module, imported in a process of its own."""
 
@@ -302,17 +260,17 @@ class Submission:
         limit = deadline()
         cpu = int(max(5, limit - time.monotonic() + 5)) if limit else None
         settings = {"submission_dir": self.folder, "memory_mb": int(memory),
-                    "cpu_seconds": cpu, "parent": os.getpid(), "forked": _FORK}
-        if _FORK:
-            self._fork(request_r, reply_w, output_w, settings)
-            return
+                    "cpu_seconds": cpu, "parent": os.getpid()}
+        if _JAIL:
+            jails.hand_over(_JAIL)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-S", "-m", "minivm.sandbox", str(request_r), str(reply_w),
-                 sandbox.json.dumps(settings)],
+                [jails.python(), "-S", "-m", "minivm.grading.sandbox", str(request_r),
+                 str(reply_w), sandbox.json.dumps(settings)],
                 stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
-                pass_fds=(request_r, reply_w), cwd=self.folder,
-                env=sandbox_environment(self.folder))
+                pass_fds=(request_r, reply_w), cwd="/",
+                env=sandbox_environment(self.folder), start_new_session=True,
+                preexec_fn=(lambda: jails.enter(_JAIL)) if _JAIL else None)
         finally:
             os.close(request_r)
             os.close(reply_w)
@@ -321,43 +279,14 @@ class Submission:
         self._poller.register(self._reply_r, select.POLLIN)
         self._poller.register(self._output_r, select.POLLIN)
 
-    def _fork(self, request_r, reply_w, output_w, settings):
-        """Start the student's process as a fork of this one: no new interpreter,
-        nothing to import again (the grader's test processes have minivm and
-        Unicorn loaded already).  The child keeps only its two pipes and its
-        output; it closes every other descriptor of the test's process first."""
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.dup2(output_w, 1)
-                os.dup2(output_w, 2)
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                keep = sorted({request_r, reply_w})
-                low = 3
-                for fd in keep + [_max_fd()]:
-                    if fd > low:
-                        os.closerange(low, fd)
-                    low = fd + 1
-                os.chdir(self.folder)
-                os.environ.clear()
-                os.environ.update(sandbox_environment(self.folder))
-                sandbox.serve(request_r, reply_w, settings)
-            finally:
-                os._exit(70)
-        for fd in (request_r, reply_w, output_w):
-            os.close(fd)
-        self.process = _Forked(pid)
-        self._poller = select.poll()
-        self._poller.register(self._reply_r, select.POLLIN)
-        self._poller.register(self._output_r, select.POLLIN)
-
     def close(self):
         """Stop the process (it is stopped at exit in any case)."""
         if self.dead is None:
             self.dead = "closed"
-        if self.process.poll() is None:
-            self.process.kill()
+        try:                  # its session: what it started and left in it, too
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
         self.process.wait()
         for fd in (self._request_w, self._reply_r, self._output_r):
             try:
@@ -530,7 +459,8 @@ class Submission:
             except ValueError:
                 name = f"signal {-code}"
             how = {"SIGXCPU": " (out of CPU time)", "SIGXFSZ": " (a file grew too large)",
-                   "SIGSEGV": " (a crash: out of memory?)"}.get(name, "")
+                   "SIGSEGV": " (a crash: out of memory?)",
+                   "SIGKILL": " (over its memory limit?)"}.get(name, "")
             reason = f"was killed by {name}{how}"
         else:
             reason = f"exited with status {code}"
@@ -565,11 +495,8 @@ def outputs():
 
 
 def close_all():
-    for submission in list(_live):
-        try:
-            submission.close()
-        except Exception:
-            pass
+    while _live:
+        _live.pop().close()
 
 
 atexit.register(close_all)

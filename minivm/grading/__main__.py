@@ -1,0 +1,5 @@
+import sys
+
+from minivm.grading.cli import main
+
+sys.exit(main())

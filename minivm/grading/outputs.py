@@ -1,0 +1,80 @@
+"""Where results go: a file, stdout (`-`), or through a device, FIFO or link.
+
+Nothing is ever replaced that is not a regular file: a device or a FIFO is
+written through (a FIFO nobody reads is refused), a symlink's target is
+written (the link stays), a folder is refused.  Text is always valid UTF-8.
+"""
+import json
+import os
+import stat
+import sys
+
+from minivm.errors import MinivmError
+
+
+def clean_text(text):
+    """text made valid UTF-8: a lone surrogate (from a file name or a
+    submission's message) becomes '?'."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def clean(value):
+    """value with every string in it made valid UTF-8."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(item) for item in value]
+    return value
+
+
+def check(path, option="--output"):
+    """Refuse, before any grading, an output that cannot be written."""
+    if path == "-":
+        return
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        raise MinivmError(f"{option} {path}: is a folder (name a file)")
+    if not os.path.isdir(os.path.dirname(real)):
+        raise MinivmError(f"{option} {path}: no such folder {os.path.dirname(real)}")
+    if os.path.exists(real) and stat.S_ISFIFO(os.stat(real).st_mode):
+        try:
+            os.close(os.open(real, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            raise MinivmError(f"{option} {path}: a FIFO that no one reads") from None
+
+
+def write(path, text):
+    """Write text (UTF-8) to path as this module's docstring says."""
+    data = clean_text(text).encode("utf-8")
+    try:
+        if path == "-":
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return
+        real = os.path.realpath(path)
+        if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
+            with open(real, "wb") as stream:          # a device or FIFO: through it
+                stream.write(data)
+            return
+        temporary = f"{real}.tmp{os.getpid()}"
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, real)
+    except OSError as error:
+        raise MinivmError(f"cannot write {path}: {error.strerror}") from None
+
+
+def write_json_file(path, data):
+    """A batch's NAME/results.json: never through a link a submission may have planted."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        stream.write(dumps(data))
+    os.replace(temporary, path)
+
+
+def dumps(data):
+    return json.dumps(clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
