@@ -43,6 +43,7 @@ import sys
 import time
 
 LAB_FILE = "lab.json"
+HIDDEN_WEIGHTS = "weights.json"      # in hidden/: the hidden tests' points
 TEST_FOLDERS = (("tests", "visible"), ("hidden", "after_published"))
 DEFAULTS = {"timeout": 20.0, "max_insns": 50_000_000, "memory_mb": 1024,
             "test_memory_mb": 8192}
@@ -108,23 +109,39 @@ class Lab:
         self.files = list(config.get("files", []))
         self.firmware = list(config.get("firmware", []))
         self.settings = {key: config.get(key, value) for key, value in DEFAULTS.items()}
-        weights = config.get("weights", {})
         self.tests = []
         for folder, visibility in TEST_FOLDERS:
-            for file, name, doc in discover(os.path.join(path, folder)):
+            if not os.path.isdir(os.path.join(path, folder)):
+                continue            # a handout has no hidden/
+            weights_file, weights = self._weights(folder, config)
+            found = discover(os.path.join(path, folder))
+            for file, name, doc in found:
                 if name not in weights:
                     raise GradeError(f"{self.name}: test {name} ({folder}/"
-                                     f"{os.path.basename(file)}) has no weight in {LAB_FILE}")
+                                     f"{os.path.basename(file)}) has no weight in {weights_file}")
                 self.tests.append(Test(name, file, visibility, float(weights[name]), doc))
+            unknown = sorted(set(weights) - {name for _, name, _ in found})
+            if unknown:
+                raise GradeError(f"{self.name}: {weights_file} weighs tests that do not exist "
+                                 f"in {folder}/: {', '.join(unknown)}")
         names = [test.name for test in self.tests]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise GradeError(f"{self.name}: test names used twice: {', '.join(duplicates)}")
-        unknown = sorted(set(weights) - set(names))
-        if unknown:
-            raise GradeError(f"{self.name}: {LAB_FILE} weighs tests that do not exist: "
-                             f"{', '.join(unknown)}")
         self.max_score = sum(test.weight for test in self.tests)
+
+    def _weights(self, folder, config):
+        """(file, {test: points}) for the tests in `folder`: lab.json weighs the
+        visible tests, hidden/weights.json the hidden ones (lab.json is shipped
+        to students and names no hidden test)."""
+        if folder == "tests":
+            return LAB_FILE, config.get("weights", {})
+        weights_file = f"{folder}/{HIDDEN_WEIGHTS}"
+        try:
+            with open(os.path.join(self.path, folder, HIDDEN_WEIGHTS)) as stream:
+                return weights_file, json.load(stream).get("weights", {})
+        except (OSError, ValueError, AttributeError) as error:
+            raise GradeError(f"{self.name}: cannot read {weights_file}: {error}")
 
     def search_path(self):
         return [os.path.join(self.path, folder) for folder, _ in TEST_FOLDERS]

@@ -53,3 +53,28 @@ def needs(program, package):
 
 needs_qemu = needs("qemu-system-riscv64", "qemu-system-misc")
 needs_cross_compiler = needs("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
+
+
+ROOT = oracle.ROOT
+
+
+@pytest.fixture(scope="session")
+def distributions(tmp_path_factory):
+    """minivm's sdist and the wheel built from it, as `python -m build` makes
+    them from this tree (without build isolation: no network needed)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--skip-dependency-check",
+                    "--outdir", out, ROOT], check=True, capture_output=True, timeout=600)
+    wheels, sdists = list(out.glob("minivm-*.whl")), list(out.glob("minivm-*.tar.gz"))
+    assert len(wheels) == len(sdists) == 1
+    return {"wheel": wheels[0], "sdist": sdists[0]}
+
+
+@pytest.fixture(scope="session")
+def installed_minivm(distributions, tmp_path_factory):
+    """A folder holding minivm as `pip install` puts it: the wheel, no checkout."""
+    target = tmp_path_factory.mktemp("site-packages")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
+                    "--target", target, distributions["wheel"]], check=True,
+                   capture_output=True, timeout=300)
+    return target

@@ -60,14 +60,14 @@ def check_gradescope(results, lab):
     assert results.get("stdout_visibility", "hidden") in VISIBILITY
     tests = results["tests"]
     assert isinstance(tests, list) and tests
-    config = json.loads((LABS / lab / "lab.json").read_text())
-    assert [t["name"] for t in tests] == list(config["weights"])
+    points = weights(lab)
+    assert [t["name"] for t in tests] == list(points)
     for test in tests:
         assert set(test) <= PER_TEST, set(test) - PER_TEST
         assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
         assert isinstance(test["name"], str) and isinstance(test["output"], str)
         assert number(test["score"]) and number(test["max_score"])
-        assert 0 <= test["score"] <= test["max_score"] == config["weights"][test["name"]]
+        assert 0 <= test["score"] <= test["max_score"] == points[test["name"]]
         assert test.get("status", "passed") in ("passed", "failed")
         assert isinstance(test.get("number", ""), str)
         hidden = (LABS / lab / "hidden").is_dir() and any(
@@ -87,7 +87,7 @@ def run_grader(*args):
 
 def grade_one(lab, submission, tmp_path, *extra):
     output = tmp_path / f"results-{Path(submission).name}.json"
-    status, out, err = run_grader(lab, "--submission", submission, "--output", output,
+    status, out, err = run_grader(LABS / lab, "--submission", submission, "--output", output,
                                   *JOBS, *extra)
     assert status == 0, err
     results = json.loads(output.read_text())
@@ -99,8 +99,16 @@ def scores(results):
     return {test["name"]: test["score"] for test in results["tests"]}
 
 
+def weights(lab):
+    """{test: points} of the instructor's lab: lab.json weighs the visible tests,
+    hidden/weights.json the hidden ones."""
+    visible = json.loads((LABS / lab / "lab.json").read_text())["weights"]
+    hidden = json.loads((LABS / lab / "hidden" / "weights.json").read_text())["weights"]
+    return {**visible, **hidden}
+
+
 def max_score(lab):
-    return sum(json.loads((LABS / lab / "lab.json").read_text())["weights"].values())
+    return sum(weights(lab).values())
 
 
 def variant(tmp_path, lab, name, replacements=(), files=None, prefix=""):
@@ -223,7 +231,7 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
             prefix=PATCHER)
     variant(batch, VQ, "syntax", [("virtqueue.py", "def need_event(event, new, old):",
                                    "def need_event(event, new, old)")])
-    status, out, err = run_grader(VQ, "--batch", batch, "--timeout", "6", *JOBS)
+    status, out, err = run_grader(LABS / VQ, "--batch", batch, "--timeout", "6", *JOBS)
     assert status == 0, err
     results = {path.parent.name: json.loads(path.read_text())
                for path in batch.glob("*/results.json")}
@@ -249,7 +257,7 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
                 assert messages[name] in test["output"], (name, test["name"], test["output"])
     # The patcher's fake output reached its own results only as text it printed.
     assert results["patches"]["score"] == full - sum(
-        json.loads((LABS / VQ / "lab.json").read_text())["weights"][t] for t in VQ_CHAIN_TESTS)
+        weights(VQ)[t] for t in VQ_CHAIN_TESTS)
 
 
 def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
@@ -267,7 +275,7 @@ def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
                                    "        if offset == RESULT:\n"
                                    "            raise RuntimeError('RESULT is broken')")])
     out_dir, scores_csv = tmp_path / "out", tmp_path / "scores.csv"
-    status, out, err = run_grader(lab, "--batch", batch, *JOBS, "--csv", scores_csv,
+    status, out, err = run_grader(LABS / lab, "--batch", batch, *JOBS, "--csv", scores_csv,
                                   "--output-dir", out_dir, "--timeout", "10")
     assert status == 0, err
     results = {name: json.loads((out_dir / name / "results.json").read_text())
@@ -288,7 +296,7 @@ def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
 
     rows = list(csv.reader(scores_csv.open()))
     assert rows[0][:3] == ["submission", "score", "max_score"]
-    assert rows[0][3:] == list(json.loads((LABS / lab / "lab.json").read_text())["weights"])
+    assert rows[0][3:] == list(weights(lab))
     table = {row[0]: row for row in rows[1:]}
     assert sorted(table) == ["alice", "bob", "carol"]
     assert table["alice"][1:3] == ["16", "16"] and table["bob"][1] == "2"
@@ -328,7 +336,8 @@ def test_a_submission_that_writes_to_the_grader_is_caught(tmp_path):
     broken = variant(tmp_path, VQ, "tamper", [("virtqueue.py", CHAIN, "        return []\n" + CHAIN)],
                      prefix=tamper)
     output = tmp_path / "tampered.json"
-    status, out, err = run_grader(lab, "--submission", broken, "--output", output, "--jobs", "1")
+    status, out, err = run_grader(LABS / lab, "--submission", broken, "--output", output,
+                                  "--jobs", "1")
     assert status == 1
     assert "changed while submissions ran" in err
     results = json.loads(output.read_text())
@@ -393,7 +402,8 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
 def test_list_and_default_output(tmp_path):
     result = command("--list")
     assert result.returncode == 0 and result.stdout.split() == sorted(LAB_NAMES)
-    result = command("trap-and-emulate", "--submission", LABS / "trap-and-emulate" / "starter",
+    result = command(LABS / "trap-and-emulate", "--submission",
+                     LABS / "trap-and-emulate" / "starter",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "2 of 16 points" in result.stdout
