@@ -42,7 +42,8 @@ import os
 import sys
 import time
 
-LAB_FILE = "lab.json"
+from minivm.errors import MinivmError
+from minivm.grading.handout import LAB_FILE, find_lab, lab_names
 HIDDEN_WEIGHTS = "weights.json"      # in hidden/: the hidden tests' points
 TEST_FOLDERS = (("tests", "visible"), ("hidden", "after_published"))
 DEFAULTS = {"timeout": 20.0, "max_insns": 50_000_000, "memory_mb": 1024,
@@ -54,39 +55,11 @@ SKIPPED_NAMES = {".git", "__pycache__", "__MACOSX", ".DS_Store", ".minivm-cache"
                  "results.json"}
 
 
-class GradeError(Exception):
+class GradeError(MinivmError):
     """Bad input: printed as one line, exit status 2."""
 
 
 # -- labs ----------------------------------------------------------------------------------------
-
-
-def labs_folders():
-    """Where labs live: the installed package data minivm.labs, and labs/
-    beside minivm/ in a source tree."""
-    from minivm.datafiles import data_folders
-    return data_folders("labs")
-
-
-def lab_names():
-    names = set()
-    for folder in labs_folders():
-        for name in os.listdir(folder):
-            if os.path.isfile(os.path.join(folder, name, LAB_FILE)):
-                names.add(name)
-    return sorted(names)
-
-
-def find_lab(name):
-    """The folder of lab `name` (or `name` itself, a path to a lab folder)."""
-    if os.path.isfile(os.path.join(name, LAB_FILE)):
-        return os.path.abspath(name)
-    for folder in labs_folders():
-        candidate = os.path.join(folder, name)
-        if os.path.isfile(os.path.join(candidate, LAB_FILE)):
-            return candidate
-    known = ", ".join(lab_names()) or "none installed"
-    raise GradeError(f"unknown lab {name!r} (labs: {known})")
 
 
 class Test:
@@ -911,7 +884,7 @@ def run(args):
     """`minivm grade`; returns the exit status."""
     try:
         return _run(args)
-    except GradeError as error:
+    except MinivmError as error:
         print(f"minivm: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:         # `minivm grade ... | head`: the results are written
