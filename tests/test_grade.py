@@ -6,8 +6,8 @@ of output, 8 GiB of memory, a syntax error, patching the grader and killing its
 fork server, writing to the grader's files)
 lose the points of the tests they break and nothing else, in the same batch as
 a good one; results.json has Gradescope's fields; batches write one
-results.json per submission, a CSV and a summary; the Gradescope export holds
-what Gradescope runs, and its run_autograder grades a submission.
+results.json per submission, a CSV and a summary.  (The exports are
+tests/test_export.py's.)
 
 The grader is called in this process (minivm.grade.main) except where its exit
 status and stderr as a command are the point.  Short --timeout values keep the
@@ -17,12 +17,9 @@ import contextlib
 import csv
 import io
 import json
-import os
 import shutil
-import stat
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -408,78 +405,6 @@ def test_list_and_default_output(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 of 16 points" in result.stdout
     check_gradescope(json.loads((tmp_path / "results.json").read_text()), "trap-and-emulate")
-
-
-# -- Gradescope export -------------------------------------------------------------------------------
-
-
-def test_export_gradescope(tmp_path):
-    lab = "trap-and-emulate"
-    target = tmp_path / "autograder.zip"
-    status, out, err = run_grader(lab, "--export-gradescope", target)
-    assert status == 0, err
-    with zipfile.ZipFile(target) as archive:
-        names = archive.namelist()
-        for script in ("setup.sh", "run_autograder"):
-            info = archive.getinfo(script)
-            assert (info.external_attr >> 16) & 0o111 == 0o111, f"{script} is not executable"
-            assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
-        for name in ("pyproject.toml", "setup.py", "minivm/grade.py", "minivm/labkit.py",
-                     "minivm/sandbox.py", "minivm/grade_runner.py", "firmware/hello.elf",
-                     "labs/__init__.py", f"labs/{lab}/lab.json", f"labs/{lab}/README.md",
-                     f"labs/{lab}/tests/test_hashdev.py", f"labs/{lab}/hidden/test_hashdev_hidden.py",
-                     f"labs/{lab}/firmware/hashdev.elf"):
-            assert f"minivm-src/{name}" in names, name
-        assert not any("labs/emulated-disk" in name or "__pycache__" in name for name in names)
-        archive.extractall(tmp_path / "x")
-    for script in ("setup.sh", "run_autograder"):
-        subprocess.run(["bash", "-n", tmp_path / "x" / script], check=True)
-    setup = (tmp_path / "x" / "setup.sh").read_text()
-    assert "pip install /autograder/source/minivm-src" in setup
-    assert f"--list | grep -qx '{lab}'" in setup
-
-
-def test_run_autograder_grades_a_submission(tmp_path):
-    """The exported run_autograder, pointed at a fake /autograder, with this Python
-    and the zip's own copy of minivm: Gradescope's results.json appears."""
-    lab = "trap-and-emulate"
-    target = tmp_path / "autograder.zip"
-    assert run_grader(lab, "--export-gradescope", target)[0] == 0
-    home = tmp_path / "autograder"
-    with zipfile.ZipFile(target) as archive:
-        archive.extractall(home / "source")
-    shutil.copytree(LABS / lab / "solution", home / "submission")
-    script = (home / "source" / "run_autograder").read_text()
-    script = script.replace("/autograder/venv/bin/python", sys.executable)
-    script = script.replace("/autograder", str(home))
-    (home / "run_autograder").write_text(script)
-    env = dict(os.environ, PYTHONPATH=str(home / "source" / "minivm-src"))
-    result = subprocess.run(["bash", home / "run_autograder"], capture_output=True, text=True,
-                            timeout=120, env=env, cwd=home)
-    assert result.returncode == 0, result.stderr
-    results = json.loads((home / "results" / "results.json").read_text())
-    check_gradescope(results, lab)
-    assert results["score"] == 16
-    # With a broken minivm, run_autograder still leaves a results.json that says so.
-    (home / "results" / "results.json").unlink()
-    env["PYTHONPATH"] = str(tmp_path / "nowhere")
-    script = script.replace(f"{sys.executable} -m minivm.grade", f"{sys.executable} -m minivm.nope")
-    (home / "run_autograder").write_text(script)
-    subprocess.run(["bash", home / "run_autograder"], capture_output=True, timeout=60, env=env,
-                   cwd=home)
-    fallback = json.loads((home / "results" / "results.json").read_text())
-    assert fallback["score"] == 0 and "could not grade" in fallback["output"]
-
-
-def test_exported_scripts_mode_in_the_zip_survives_extraction(tmp_path):
-    target = tmp_path / "a.zip"
-    assert run_grader("paravirtualized-disk", "--export-gradescope", target)[0] == 0
-    with zipfile.ZipFile(target) as archive:
-        info = archive.getinfo("run_autograder")
-        mode = info.external_attr >> 16
-        assert stat.S_ISREG(mode) and mode & 0o777 == 0o755
-        assert "minivm-src/labs/paravirtualized-disk/hidden/test_lab_virtqueue_hidden.py" \
-            in archive.namelist()
 
 
 def test_grade_module_is_light():

@@ -116,7 +116,7 @@ def write_entries(entries, out, as_zip):
     temporary = os.path.join(parent, f".{os.path.basename(out)}.tmp{os.getpid()}")
     try:
         if as_zip:
-            _write_zip(entries, temporary)
+            write_zip(entries, temporary)
         else:
             _write_folder(entries, temporary)
         if os.path.isdir(out):
@@ -131,9 +131,11 @@ def write_entries(entries, out, as_zip):
             os.remove(temporary)
 
 
-def _write_zip(entries, path):
+def write_zip(entries, target):
+    """[(name, bytes, mode)] as a zip, to a path or a binary stream; the same
+    entries give the same bytes."""
     import zipfile
-    with zipfile.ZipFile(path, "w") as archive:
+    with zipfile.ZipFile(target, "w") as archive:
         for name, data, mode in entries:
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.external_attr = (0o100000 | mode) << 16      # a regular file, and its mode
