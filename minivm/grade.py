@@ -92,12 +92,13 @@ class Lab:
             for file, name, doc in found:
                 if name not in weights:
                     raise GradeError(f"{self.name}: test {name} ({folder}/"
-                                     f"{os.path.basename(file)}) has no weight in {weights_file}")
+                                     f"{os.path.basename(file)}) has no weight in "
+                                     f"{weights_file}")
                 self.tests.append(Test(name, file, visibility, float(weights[name]), doc))
             unknown = sorted(set(weights) - {name for _, name, _ in found})
             if unknown:
-                raise GradeError(f"{self.name}: {weights_file} weighs tests that do not exist "
-                                 f"in {folder}/: {', '.join(unknown)}")
+                raise GradeError(f"{self.name}: {weights_file} weighs tests that do not "
+                                 f"exist in {folder}/: {', '.join(unknown)}")
         names = [test.name for test in self.tests]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
