@@ -30,6 +30,11 @@ LABS = ["trap-and-emulate", "emulated-disk", "paravirtualized-disk", "passthroug
 SINGLE_TARGET, BATCH_TARGET = 3.0, 120.0
 
 
+def lab_folder(lab):
+    """The instructor's lab (its hidden tests too), not the installed one."""
+    return os.path.join(ROOT, "labs", lab)
+
+
 def grade(*args):
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "minivm.grade", *map(str, args)],
@@ -48,7 +53,7 @@ def single(lab, work, repetitions, jobs):
     rows = []
     for kind in ("solution", "starter"):
         output = os.path.join(work, f"{lab}-{kind}.json")
-        times = [grade(lab, "--submission", os.path.join(ROOT, "labs", lab, kind),
+        times = [grade(lab_folder(lab), "--submission", os.path.join(lab_folder(lab), kind),
                        "--output", output, "--jobs", jobs) for _ in range(repetitions)]
         with open(output) as stream:
             results = json.load(stream)
@@ -61,10 +66,10 @@ def batch(lab, work, size, jobs):
     os.makedirs(folder)
     for number in range(size):
         kind = "solution" if number % 2 == 0 else "starter"
-        shutil.copytree(os.path.join(ROOT, "labs", lab, kind),
+        shutil.copytree(os.path.join(lab_folder(lab), kind),
                         os.path.join(folder, f"student{number:03d}"))
     csv = os.path.join(work, f"{lab}.csv")
-    seconds = grade(lab, "--batch", folder, "--jobs", jobs, "--csv", csv)
+    seconds = grade(lab_folder(lab), "--batch", folder, "--jobs", jobs, "--csv", csv)
     with open(csv) as stream:
         graded = sum(1 for _ in stream) - 1
     return seconds, graded

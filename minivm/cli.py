@@ -3,6 +3,7 @@
     minivm run [FIRMWARE] [--memory 128M] [--trace] [--stats] [--max-insns N] ...
     minivm info [FIRMWARE]
     minivm grade LAB --submission DIR | --batch DIR | --export-gradescope ZIP
+    minivm lab list | handout LAB OUT
 
 Errors the user can fix end with one line on stderr and exit status 2.
 """
@@ -77,6 +78,11 @@ def build_parser(argv=()):
         from minivm.grading.cli import add_arguments
         add_arguments(grade)
 
+    lab = commands.add_parser("lab", help="the labs: list them, write a student handout")
+    if list(argv)[:1] == ["lab"]:
+        from minivm.grading.handout import add_arguments
+        add_arguments(lab)
+
     info = commands.add_parser("info", help="show the machine: memory map, versions")
     info.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE)
     info.add_argument("--memory", "-m", default="128M")
@@ -105,6 +111,9 @@ def main(argv=None):
             return command_run(args)
         if args.command == "grade":
             from minivm.grading.cli import run
+            return run(args)
+        if args.command == "lab":
+            from minivm.grading.handout import run
             return run(args)
         return command_info(args)
     except MinivmError as error:

@@ -53,3 +53,39 @@ def needs(program, package):
 
 needs_qemu = needs("qemu-system-riscv64", "qemu-system-misc")
 needs_cross_compiler = needs("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
+
+
+ROOT = oracle.ROOT
+
+
+@pytest.fixture(scope="session")
+def distributions(tmp_path_factory):
+    """minivm's sdist and the wheel built from it, as `python -m build` makes
+    them (without build isolation: no network needed) from a copy of this tree
+    that an old build left a minivm.egg-info in, listing every file of labs/
+    (setuptools reads that list back into the next sdist)."""
+    tree, out = tmp_path_factory.mktemp("tree"), tmp_path_factory.mktemp("dist")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tree / name)
+    (tree / "minivm.egg-info").mkdir()
+    (tree / "minivm.egg-info" / "SOURCES.txt").write_text(
+        "".join(f"{name}\n" for name in files if name.startswith("labs/")))
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--skip-dependency-check",
+                    "--outdir", out, tree], check=True, capture_output=True, timeout=600)
+    wheels, sdists = list(out.glob("minivm-*.whl")), list(out.glob("minivm-*.tar.gz"))
+    assert len(wheels) == len(sdists) == 1
+    return {"wheel": wheels[0], "sdist": sdists[0]}
+
+
+@pytest.fixture(scope="session")
+def installed_minivm(distributions, tmp_path_factory):
+    """A folder holding minivm as `pip install` puts it: the wheel, no checkout."""
+    target = tmp_path_factory.mktemp("site-packages")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
+                    "--target", target, distributions["wheel"]], check=True,
+                   capture_output=True, timeout=300)
+    return target

@@ -6,9 +6,9 @@ of output, 8 GiB of memory, a syntax error, patching the grader)
 lose the points of the tests they break and nothing else, in the same batch as
 a good one; results.json has Gradescope's fields; batches write one
 results.json per submission, a CSV and a summary; outputs go to files, stdout,
-devices and FIFOs without replacing them; bad input is one line and status 2;
-the Gradescope export holds what Gradescope runs, and its run_autograder grades
-a submission.  (Hostile submissions: tests/test_grade_hostile.py.)
+devices and FIFOs without replacing them; bad input is one line and status 2.
+(Hostile submissions: tests/test_grade_hostile.py; the exports:
+tests/test_export.py.)
 
 The grader is called in this process (minivm.grading.cli.main) except where its
 exit status and stderr as a command are the point.  Short --timeout values keep
@@ -18,12 +18,9 @@ import contextlib
 import csv
 import io
 import json
-import os
 import shutil
-import stat
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -61,14 +58,14 @@ def check_gradescope(results, lab):
     assert results.get("stdout_visibility", "hidden") in VISIBILITY
     tests = results["tests"]
     assert isinstance(tests, list) and tests
-    config = json.loads((LABS / lab / "lab.json").read_text())
-    assert [t["name"] for t in tests] == list(config["weights"])
+    points = weights(lab)
+    assert [t["name"] for t in tests] == list(points)
     for test in tests:
         assert set(test) <= PER_TEST, set(test) - PER_TEST
         assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
         assert isinstance(test["name"], str) and isinstance(test["output"], str)
         assert number(test["score"]) and number(test["max_score"])
-        assert 0 <= test["score"] <= test["max_score"] == config["weights"][test["name"]]
+        assert 0 <= test["score"] <= test["max_score"] == points[test["name"]]
         assert test.get("status", "passed") in ("passed", "failed")
         assert isinstance(test.get("number", ""), str)
         hidden = (LABS / lab / "hidden").is_dir() and any(
@@ -88,7 +85,7 @@ def run_grader(*args):
 
 def grade_one(lab, submission, tmp_path, *extra):
     output = tmp_path / f"results-{Path(submission).name}.json"
-    status, out, err = run_grader(lab, "--submission", submission, "--output", output,
+    status, out, err = run_grader(LABS / lab, "--submission", submission, "--output", output,
                                   *JOBS, *extra)
     assert status == 0, err
     results = json.loads(output.read_text())
@@ -100,8 +97,16 @@ def scores(results):
     return {test["name"]: test["score"] for test in results["tests"]}
 
 
+def weights(lab):
+    """{test: points} of the instructor's lab: lab.json weighs the visible tests,
+    hidden/weights.json the hidden ones."""
+    visible = json.loads((LABS / lab / "lab.json").read_text())["weights"]
+    hidden = json.loads((LABS / lab / "hidden" / "weights.json").read_text())["weights"]
+    return {**visible, **hidden}
+
+
 def max_score(lab):
-    return sum(json.loads((LABS / lab / "lab.json").read_text())["weights"].values())
+    return sum(weights(lab).values())
 
 
 def variant(tmp_path, lab, name, replacements=(), files=None, prefix=""):
@@ -206,7 +211,7 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
             prefix=PATCHER)
     variant(batch, VQ, "syntax", [("virtqueue.py", "def need_event(event, new, old):",
                                    "def need_event(event, new, old)")])
-    status, out, err = run_grader(VQ, "--batch", batch, "--timeout", "6", *JOBS)
+    status, out, err = run_grader(LABS / VQ, "--batch", batch, "--timeout", "6", *JOBS)
     assert status == 0, err
     results = {path.parent.name: json.loads(path.read_text())
                for path in batch.glob("*/results.json")}
@@ -232,7 +237,7 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
                 assert messages[name] in test["output"], (name, test["name"], test["output"])
     # The patcher's fake output reached its own results only as text it printed.
     assert results["patches"]["score"] == full - sum(
-        json.loads((LABS / VQ / "lab.json").read_text())["weights"][t] for t in VQ_CHAIN_TESTS)
+        weights(VQ)[t] for t in VQ_CHAIN_TESTS)
 
 
 def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
@@ -250,7 +255,7 @@ def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
                                    "        if offset == RESULT:\n"
                                    "            raise RuntimeError('RESULT is broken')")])
     out_dir, scores_csv = tmp_path / "out", tmp_path / "scores.csv"
-    status, out, err = run_grader(lab, "--batch", batch, *JOBS, "--csv", scores_csv,
+    status, out, err = run_grader(LABS / lab, "--batch", batch, *JOBS, "--csv", scores_csv,
                                   "--output-dir", out_dir, "--timeout", "10")
     assert status == 0, err
     results = {name: json.loads((out_dir / name / "results.json").read_text())
@@ -271,7 +276,7 @@ def test_a_guest_that_spins_and_a_device_that_raises(tmp_path):
 
     rows = list(csv.reader(scores_csv.open()))
     assert rows[0][:4] == ["submission", "graded", "score", "max_score"]
-    assert rows[0][4:] == list(json.loads((LABS / lab / "lab.json").read_text())["weights"])
+    assert rows[0][4:] == list(weights(lab))
     table = {row[0]: row for row in rows[1:]}
     assert sorted(table) == ["alice", "bob", "carol"]
     assert table["alice"][1:4] == ["yes", "16", "16"] and table["bob"][2] == "2"
@@ -326,83 +331,11 @@ def test_bad_input_is_one_line_and_status_2(args, words, tmp_path):
 def test_list_and_default_output(tmp_path):
     result = command("--list")
     assert result.returncode == 0 and result.stdout.split() == sorted(LAB_NAMES)
-    result = command("trap-and-emulate", "--submission", LABS / "trap-and-emulate" / "starter",
+    result = command(LABS / "trap-and-emulate", "--submission", LABS / "trap-and-emulate" / "starter",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "2 of 16 points" in result.stdout
     check_gradescope(json.loads((tmp_path / "results.json").read_text()), "trap-and-emulate")
-
-
-# -- Gradescope export -------------------------------------------------------------------------------
-
-
-def test_export_gradescope(tmp_path):
-    lab = "trap-and-emulate"
-    target = tmp_path / "autograder.zip"
-    status, out, err = run_grader(lab, "--export-gradescope", target)
-    assert status == 0, err
-    with zipfile.ZipFile(target) as archive:
-        names = archive.namelist()
-        for script in ("setup.sh", "run_autograder"):
-            info = archive.getinfo(script)
-            assert (info.external_attr >> 16) & 0o111 == 0o111, f"{script} is not executable"
-            assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
-        for name in ("pyproject.toml", "setup.py", "minivm/grading/grader.py",
-                     "minivm/grading/labkit.py", "minivm/grading/jail.py", "firmware/hello.elf",
-                     "labs/__init__.py", f"labs/{lab}/lab.json", f"labs/{lab}/README.md",
-                     f"labs/{lab}/tests/test_hashdev.py", f"labs/{lab}/hidden/test_hashdev_hidden.py",
-                     f"labs/{lab}/firmware/hashdev.elf"):
-            assert f"minivm-src/{name}" in names, name
-        assert not any("labs/emulated-disk" in name or "__pycache__" in name for name in names)
-        archive.extractall(tmp_path / "x")
-    for script in ("setup.sh", "run_autograder"):
-        subprocess.run(["bash", "-n", tmp_path / "x" / script], check=True)
-    setup = (tmp_path / "x" / "setup.sh").read_text()
-    assert "pip install /autograder/source/minivm-src" in setup
-    assert f"--list | grep -qx '{lab}'" in setup
-
-
-def test_run_autograder_grades_a_submission(tmp_path):
-    """The exported run_autograder, pointed at a fake /autograder, with this Python
-    and the zip's own copy of minivm: Gradescope's results.json appears."""
-    lab = "trap-and-emulate"
-    target = tmp_path / "autograder.zip"
-    assert run_grader(lab, "--export-gradescope", target)[0] == 0
-    home = tmp_path / "autograder"
-    with zipfile.ZipFile(target) as archive:
-        archive.extractall(home / "source")
-    shutil.copytree(LABS / lab / "solution", home / "submission")
-    script = (home / "source" / "run_autograder").read_text()
-    script = script.replace("/autograder/venv/bin/python", sys.executable)
-    script = script.replace("/autograder", str(home))
-    (home / "run_autograder").write_text(script)
-    env = dict(os.environ, PYTHONPATH=str(home / "source" / "minivm-src"))
-    result = subprocess.run(["bash", home / "run_autograder"], capture_output=True, text=True,
-                            timeout=120, env=env, cwd=home)
-    assert result.returncode == 0, result.stderr
-    results = json.loads((home / "results" / "results.json").read_text())
-    check_gradescope(results, lab)
-    assert results["score"] == 16
-    # With a broken minivm, run_autograder still leaves a results.json that says so.
-    (home / "results" / "results.json").unlink()
-    env["PYTHONPATH"] = str(tmp_path / "nowhere")
-    script = script.replace(f"{sys.executable} -m minivm.grading", f"{sys.executable} -m minivm.nope")
-    (home / "run_autograder").write_text(script)
-    subprocess.run(["bash", home / "run_autograder"], capture_output=True, timeout=60, env=env,
-                   cwd=home)
-    fallback = json.loads((home / "results" / "results.json").read_text())
-    assert fallback["score"] == 0 and "could not grade" in fallback["output"]
-
-
-def test_exported_scripts_mode_in_the_zip_survives_extraction(tmp_path):
-    target = tmp_path / "a.zip"
-    assert run_grader("paravirtualized-disk", "--export-gradescope", target)[0] == 0
-    with zipfile.ZipFile(target) as archive:
-        info = archive.getinfo("run_autograder")
-        mode = info.external_attr >> 16
-        assert stat.S_ISREG(mode) and mode & 0o777 == 0o755
-        assert "minivm-src/labs/paravirtualized-disk/hidden/test_lab_virtqueue_hidden.py" \
-            in archive.namelist()
 
 
 def test_grade_module_is_light():

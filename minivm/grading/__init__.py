@@ -7,7 +7,8 @@
     labkit.py    what lab tests use to reach the student's module (in another process)
     sandbox.py   that process: the student's module, served as plain data over pipes
     jail.py      the operating system's walls around it (user id, namespaces, limits)
-    export.py    the Gradescope autograder zip
+    handout.py   the student's material: `minivm lab handout`, `minivm lab list`
+    export.py    the platforms' autograders: Gradescope's zip, a PrairieLearn question
 
 Trust: the grader and its judges run as the grader's user (root, where
 Gradescope runs them); the lab's tests are trusted and run in the judge;

@@ -31,12 +31,16 @@ def lab_names():
 
 
 def find_lab(name):
-    """The folder of lab `name`, or `name` itself when it is a lab folder."""
+    """The folder of lab `name`: a path to a lab folder, or a lab's name (the
+    installed package's labs first, then a source tree's labs/)."""
     if os.path.isfile(os.path.join(name, LAB_FILE)):
         return os.path.abspath(name)
-    for folder in labs_folders():
-        if os.path.isfile(os.path.join(folder, name, LAB_FILE)):
-            return os.path.join(folder, name)
+    if os.sep not in name:
+        for folder in labs_folders():
+            if os.path.isfile(os.path.join(folder, name, LAB_FILE)):
+                return os.path.join(folder, name)
+    if os.path.isdir(name):
+        raise MinivmError(f"{name}: not a lab folder (no {LAB_FILE})")
     raise MinivmError(f"unknown lab {name!r} (labs: {', '.join(lab_names()) or 'none installed'})")
 
 
