@@ -2,7 +2,7 @@
 
     python benchmarks/bench_grade.py [--quick] [--lab NAME] [--all-labs] [--batch-size N] [--jobs N]
 
-Measured as a course uses it, through the command (`python -m minivm.grade`,
+Measured as a course uses it, through the command (`python -m minivm.grading`,
 interpreter start-up included):
 
   one submission   each lab's solution and starter, --jobs 2; best of N runs
@@ -37,7 +37,7 @@ def lab_folder(lab):
 
 def grade(*args):
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "minivm.grade", *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "minivm.grading", *map(str, args)],
                             capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
