@@ -261,10 +261,9 @@ class Machine:
 
     def _on_dma(self, low, high):
         # A device wrote guest memory behind Unicorn's back: code translated
-        # from there is stale (DESIGN.md fact 5), so drop it now.  (QEMU does
-        # the same from inside a store when code modifies itself; the
-        # translation that is running stays valid until it ends.)
-        self.vcpu.uc.ctl_remove_cache(low, high)
+        # from there is stale (DESIGN.md fact 5).  The vCPU drops it once
+        # this access is complete.
+        self.vcpu.discard_translations(low, high)
 
     def _request_service(self):
         """Something changed that the run loop must look at (a deadline, an
