@@ -17,6 +17,7 @@ from collections import namedtuple
 from minivm.bus import Bus, Ram
 from minivm.console import ByteInput, Console
 from minivm.cpu import Exit, ExitReason, Vcpu, traps
+from minivm.cpu.csrs import HostCsrs
 from minivm.devices.clint import INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
 from minivm.devices.finisher import Finisher
 from minivm.devices.passthrough import PassthroughWindow
@@ -165,6 +166,7 @@ class Machine:
             raise MinivmError(f"at most {VIRTIO_SLOTS} virtio devices")
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
         self._assemble()
+        self.csrs = HostCsrs(self.vcpu, now=lambda: self.clint.mtime)
         self.debugger = None
         self.budget = max_insns
         self.tracer = None
@@ -223,6 +225,7 @@ class Machine:
         """What the finisher's 0x7777 does: devices to power-on state, reload, restart."""
         for device in self.devices.values():
             device.reset()
+        self.csrs.reset()
         self.vcpu.machine_lines = 0
         self.vcpu.privilege = traps.PRV_M
         self._boot()
@@ -347,8 +350,9 @@ class Machine:
 
     def _handle_trap(self, exit):
         cause, epc, tval = exit.cause, exit.pc, exit.address
-        if self._emulate_time_read(cause, epc):
-            return None
+        if cause == traps.ILLEGAL_INSTRUCTION and self.csrs.emulate(epc):
+            self.uses_time = self.uses_time or self.csrs.uses_time
+            return None               # a CSR Unicorn lacks: done (cpu/csrs.py)
         name = traps.cause_name(cause)
         if epc == self.last_vector:
             first_cause, first_epc, first_tval = self.last_trap
@@ -363,28 +367,12 @@ class Machine:
         self.last_vector, self.last_trap = vector, (cause, epc, tval)
         return None
 
-    def _emulate_time_read(self, cause, epc):
-        """`csrr rd, time` is illegal on Unicorn (no timer behind it); on QEMU
-        `virt` it reads mtime.  Trap-and-emulate it: do the read, skip it."""
-        from minivm.cpu import isa
-        if cause != traps.ILLEGAL_INSTRUCTION:
-            return False
-        csr = isa.decode_csr_access(self.vcpu.instruction_at(epc))
-        if csr is None or csr.csr not in (isa.CSR_TIME, isa.CSR_TIMEH) or csr.rs1 != 0 \
-                or csr.funct3 not in (isa.CSRRS, isa.CSRRC):
-            return False
-        self.uses_time = True
-        mtime = self.clint.mtime
-        self.vcpu.set_x(csr.rd, mtime >> 32 if csr.csr == isa.CSR_TIMEH else mtime)
-        self.vcpu.pc = epc + 4
-        return True
-
     def _handle_halt(self, exit):
         """wfi: sleep until an interrupt is waiting, skipping virtual time."""
         self._advance_devices()
         source = self.console.input
         while not self.vcpu.interrupt_waiting():
-            if source is not None and source.interactive and self.clint.ticks_until_timer() is None:
+            if source is not None and source.interactive and self._ticks_until_timer() is None:
                 self._wait_for_key()        # only a person can wake the guest now
                 continue
             deadline = self._next_deadline()
@@ -400,9 +388,9 @@ class Machine:
         """Nothing runs until `deadline`: jump virtual time there at once.
         On the host clock, really wait for the timer instead."""
         time = self.vcpu.clocks.time
-        if self.host_clock and self.clint.ticks_until_timer():
+        if self.host_clock and self._ticks_until_timer():
             import time as host_time
-            host_time.sleep(self.clint.ticks_until_timer() / TIMEBASE_HZ)
+            host_time.sleep(self._ticks_until_timer() / TIMEBASE_HZ)
         time.count = max(time.count, deadline)
 
     def _prepare_next_run(self):
@@ -424,6 +412,9 @@ class Machine:
     def _advance_devices(self):
         """Bring devices up to the current virtual time."""
         self.vcpu.set_interrupt_line(traps.MTI, self.clint.timer_pending())
+        supervisor_timer = self.csrs.supervisor_timer_pending()
+        if supervisor_timer is not None:
+            self.vcpu.set_interrupt_line(traps.STI, supervisor_timer)
         self._feed_input()
 
     def _feed_input(self):
@@ -450,7 +441,7 @@ class Machine:
         """The virtual time of the next event, or None if nothing is coming."""
         now = self.vcpu.clocks.time.count
         deadlines = []
-        ticks = self.clint.ticks_until_timer()
+        ticks = self._ticks_until_timer()
         if ticks:
             deadlines.append(now + (HOST_CLOCK_POLL if self.host_clock
                                     else ticks * INSTRUCTIONS_PER_TICK))
@@ -458,6 +449,13 @@ class Machine:
         if source is not None and not source.exhausted:
             deadlines.append(max(self.next_input, now + 1))
         return min(deadlines, default=None)
+
+    def _ticks_until_timer(self):
+        """Ticks until the next timer interrupt: the CLINT's (mtimecmp) or
+        Sstc's (stimecmp), whichever comes first; None if neither is armed."""
+        waits = [ticks for ticks in (self.clint.ticks_until_timer(), self.csrs.ticks_until_timer())
+                 if ticks is not None]
+        return min(waits, default=None)
 
     def _arm_time(self):
         """Attach the time counter once time matters, and set its next stop.

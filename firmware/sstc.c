@@ -1,0 +1,127 @@
+/*
+ * sstc: the S-mode timer as current xv6-riscv sets it up (Sstc).
+ *
+ * M-mode (main), as xv6's start.c: delegate the supervisor timer interrupt
+ * (mideleg), enable it (sie.STIE), set menvcfg.STCE so S-mode may use
+ * stimecmp, arm stimecmp, drop to S-mode.  It first prints which bits of
+ * menvcfg and senvcfg stick when all ones are written.  It leaves
+ * mcounteren.TM clear on purpose: S-mode's first read of time must trap
+ * to M as an illegal instruction; the handler then sets mcounteren.TM
+ * (what xv6 does up front) and runs the read again.
+ *
+ * S-mode (kernel_main) takes TICKS timer interrupts; each time its handler
+ * reads time, checks the interrupt did not come before stimecmp, and
+ * re-arms stimecmp INTERVAL ticks on, as xv6's clockintr does.  Last,
+ * sip.STIP must follow stimecmp: clear for one far away, set for one in
+ * the past.  Exit status: the number of checks that failed.
+ */
+#include "board.h"
+#include "lib.h"
+#include "trap.h"
+
+#define INTERVAL        10000           /* ticks: 1 ms at QEMU's 10 MHz */
+#define TICKS           5
+#define IRQ_S_TIMER     5
+#define MIP_STIP        (1UL << IRQ_S_TIMER)
+#define MENVCFG_STCE    (1UL << 63)
+#define COUNTEREN_TM    (1UL << 1)
+
+static volatile int illegal_time_reads;
+static volatile int ticks, early;
+static int failures;
+
+static void result(int ok)
+{
+    puts(ok ? " ok\n" : " FAIL\n");
+    failures += !ok;
+}
+
+static void __attribute__((noreturn)) unexpected(const char *mode, uintptr_t cause)
+{
+    puts(mode);
+    puts(": unexpected trap, cause=");
+    puthex(cause, 16);
+    putc('\n');
+    finish(1);
+}
+
+/* M-mode: only S-mode's read of time without mcounteren.TM comes here. */
+uintptr_t trap_handler(uintptr_t mcause, uintptr_t mepc, uintptr_t mtval,
+                       struct trap_frame *frame)
+{
+    (void)mtval;
+    (void)frame;
+    if (mcause != CAUSE_ILLEGAL || illegal_time_reads++)
+        unexpected("M", mcause);
+    puts("M: S-mode read time without mcounteren.TM: illegal instruction\n");
+    csr_set(mcounteren, COUNTEREN_TM);
+    return mepc;                        /* run it again, now allowed */
+}
+
+/* S-mode: the timer interrupt, handled as xv6's clockintr does. */
+uintptr_t strap_handler(uintptr_t scause, uintptr_t sepc, uintptr_t stval,
+                        struct trap_frame *frame)
+{
+    (void)stval;
+    (void)frame;
+    if (scause != (CAUSE_INTERRUPT | IRQ_S_TIMER))
+        unexpected("S", scause);
+    uint64_t now = read_time();
+    early += now < csr_read(stimecmp);
+    ticks++;
+    csr_write(stimecmp, now + INTERVAL);
+    return sepc;
+}
+
+static void __attribute__((noreturn)) kernel_main(void)
+{
+    uint64_t start = read_time();
+    puts("S: read time once mcounteren.TM was set:");
+    result(illegal_time_reads == 1 && start > 0);
+
+    csr_set(sstatus, MSTATUS_SIE);
+    while (ticks < TICKS)
+        wfi();
+    csr_clear(sstatus, MSTATUS_SIE);
+    puts("S: 5 timer interrupts, none before its stimecmp:");
+    result(ticks == TICKS && !early && read_time() - start >= (TICKS - 1) * INTERVAL);
+
+    csr_write(stimecmp, UINT64_MAX);
+    puts("S: sip.STIP clear with stimecmp far away:");
+    result(!(csr_read(sip) & MIP_STIP));
+    csr_write(stimecmp, 0);
+    puts("S: sip.STIP set with stimecmp in the past:");
+    result(csr_read(sip) & MIP_STIP);
+    csr_write(stimecmp, UINT64_MAX);
+    finish(failures);
+}
+
+int main(void)
+{
+    csr_write(mtvec, trap_entry);
+    csr_write(pmpaddr0, -1UL);
+    csr_write(pmpcfg0, 0x1f);
+
+    csr_write(menvcfg, -1UL);
+    puts("M: menvcfg keeps ");
+    puthex(csr_read(menvcfg), 16);
+    csr_write(senvcfg, -1UL);
+    puts(", senvcfg keeps ");
+    puthex(csr_read(senvcfg), 16);
+    putc('\n');
+    csr_write(menvcfg, 0);
+    csr_write(senvcfg, 0);
+
+    csr_write(mideleg, MIP_STIP);
+    csr_set(sie, MIP_STIP);
+    csr_set(menvcfg, MENVCFG_STCE);
+    csr_clear(mcounteren, COUNTEREN_TM);
+    csr_write(stimecmp, read_time() + INTERVAL);
+    csr_write(stvec, strap_entry);
+
+    csr_clear(mstatus, MSTATUS_MPP);
+    csr_set(mstatus, (uintptr_t)PRV_S << MSTATUS_MPP_SHIFT);
+    csr_write(mepc, kernel_main);
+    __asm__ volatile("mret");
+    return 1;
+}
