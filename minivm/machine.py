@@ -27,6 +27,7 @@ from minivm.devices.uart import Uart16550
 from minivm.devices.virtio_blk import VirtioBlk
 from minivm.devices.virtio_mmio import VirtioMmio
 from minivm.errors import MinivmError
+from minivm.expect import Expect
 from minivm.loader import load_program, read_program
 
 # size is None for RAM: each machine chooses its own (--memory).
@@ -132,7 +133,8 @@ class Machine:
         one line per VM exit (trace_only: "mmio,traps,irq,virtio,exits" to
         keep only some).  stdout: a binary stream for the UART output;
         without one, output is kept and returned in the RunResult.  input:
-        bytes typed into the UART, or an input source from minivm.console.
+        bytes typed into the UART, or an input source from minivm.console,
+        or a minivm.expect.Expect script (type once the guest prints a prompt).
         clock: "virtual" (mtime counts guest instructions: every run the
         same) or "host" (mtime follows the host's clock: runs differ).
         disk: a raw image for the PIO disk, "IMAGE" or "IMAGE,ro".
@@ -155,6 +157,7 @@ class Machine:
         if isinstance(input, (bytes, bytearray, str)):
             input = ByteInput(input.encode() if isinstance(input, str) else input)
         self.console = Console(stdout, input)
+        self.script = input if isinstance(input, Expect) else None
         self.devices = {}
         self.uses_time = False          # the guest has looked at the clock
         self.next_input = 0             # virtual time the UART takes its next byte
@@ -194,7 +197,7 @@ class Machine:
         self._add_device("clint", self.clint)
         self.plic = Plic(on_context=self._on_plic_context)
         self._add_device("plic", self.plic)
-        self.uart = Uart16550(output=self.console.write, irq=self._plic_line("uart0"))
+        self.uart = Uart16550(output=self._uart_output, irq=self._plic_line("uart0"))
         self._add_device("uart0", self.uart)
         if self.disk_image is not None:
             self._add_device("piodisk", PioDisk(self.disk_image, irq=self._plic_line("piodisk")))
@@ -237,6 +240,14 @@ class Machine:
 
     def _on_reset(self):
         self.vcpu.request_exit(Exit(ExitReason.RESET, self.vcpu.pc))
+
+    def _uart_output(self, data):
+        self.console.write(data)
+        if self.script is not None and self.script.observe(data):
+            if self.script.done:     # the script's last TEXT: the run is over
+                self.vcpu.request_exit(Exit(ExitReason.FINISH, self.vcpu.pc, code=0))
+            else:
+                self._request_service()   # keys to type: set the input's deadline
 
     def _on_time_read(self):
         if not self.uses_time:
