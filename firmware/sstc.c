@@ -14,6 +14,9 @@
  * re-arms stimecmp INTERVAL ticks on, as xv6's clockintr does.  Last,
  * sip.STIP must follow stimecmp: clear for one far away, set for one in
  * the past.  Exit status: the number of checks that failed.
+ *
+ * On RV32 (sstc-rv32) the 64-bit registers are two halves each:
+ * stimecmp/stimecmph, menvcfg/menvcfgh.
  */
 #include "board.h"
 #include "lib.h"
@@ -23,12 +26,58 @@
 #define TICKS           5
 #define IRQ_S_TIMER     5
 #define MIP_STIP        (1UL << IRQ_S_TIMER)
-#define MENVCFG_STCE    (1UL << 63)
+#define MENVCFG_STCE    (1ULL << 63)
 #define COUNTEREN_TM    (1UL << 1)
 
 static volatile int illegal_time_reads;
 static volatile int ticks, early;
 static int failures;
+
+#if __riscv_xlen == 64
+static void write_stimecmp(uint64_t when)
+{
+    csr_write(stimecmp, when);
+}
+
+static uint64_t read_stimecmp(void)
+{
+    return csr_read(stimecmp);
+}
+
+static uint64_t read_menvcfg(void)
+{
+    return csr_read(menvcfg);
+}
+
+static void set_menvcfg(uint64_t bits)
+{
+    csr_set(menvcfg, bits);
+}
+#else
+/* Low half to all ones first, so no moment in between is a deadline in the past. */
+static void write_stimecmp(uint64_t when)
+{
+    csr_write(stimecmp, UINT32_MAX);
+    csr_write(stimecmph, (uint32_t)(when >> 32));
+    csr_write(stimecmp, (uint32_t)when);
+}
+
+static uint64_t read_stimecmp(void)
+{
+    return (uint64_t)csr_read(stimecmph) << 32 | csr_read(stimecmp);
+}
+
+static uint64_t read_menvcfg(void)
+{
+    return (uint64_t)csr_read(menvcfgh) << 32 | csr_read(menvcfg);
+}
+
+static void set_menvcfg(uint64_t bits)
+{
+    csr_set(menvcfg, (uint32_t)bits);
+    csr_set(menvcfgh, (uint32_t)(bits >> 32));
+}
+#endif
 
 static void result(int ok)
 {
@@ -67,9 +116,9 @@ uintptr_t strap_handler(uintptr_t scause, uintptr_t sepc, uintptr_t stval,
     if (scause != (CAUSE_INTERRUPT | IRQ_S_TIMER))
         unexpected("S", scause);
     uint64_t now = read_time();
-    early += now < csr_read(stimecmp);
+    early += now < read_stimecmp();
     ticks++;
-    csr_write(stimecmp, now + INTERVAL);
+    write_stimecmp(now + INTERVAL);
     return sepc;
 }
 
@@ -86,13 +135,13 @@ static void __attribute__((noreturn)) kernel_main(void)
     puts("S: 5 timer interrupts, none before its stimecmp:");
     result(ticks == TICKS && !early && read_time() - start >= (TICKS - 1) * INTERVAL);
 
-    csr_write(stimecmp, UINT64_MAX);
+    write_stimecmp(UINT64_MAX);
     puts("S: sip.STIP clear with stimecmp far away:");
     result(!(csr_read(sip) & MIP_STIP));
-    csr_write(stimecmp, 0);
+    write_stimecmp(0);
     puts("S: sip.STIP set with stimecmp in the past:");
     result(csr_read(sip) & MIP_STIP);
-    csr_write(stimecmp, UINT64_MAX);
+    write_stimecmp(UINT64_MAX);
     finish(failures);
 }
 
@@ -103,20 +152,26 @@ int main(void)
     csr_write(pmpcfg0, 0x1f);
 
     csr_write(menvcfg, -1UL);
+#if __riscv_xlen == 32
+    csr_write(menvcfgh, -1UL);
+#endif
     puts("M: menvcfg keeps ");
-    puthex(csr_read(menvcfg), 16);
+    puthex(read_menvcfg(), 16);
     csr_write(senvcfg, -1UL);
     puts(", senvcfg keeps ");
     puthex(csr_read(senvcfg), 16);
     putc('\n');
     csr_write(menvcfg, 0);
+#if __riscv_xlen == 32
+    csr_write(menvcfgh, 0);
+#endif
     csr_write(senvcfg, 0);
 
     csr_write(mideleg, MIP_STIP);
     csr_set(sie, MIP_STIP);
-    csr_set(menvcfg, MENVCFG_STCE);
+    set_menvcfg(MENVCFG_STCE);
     csr_clear(mcounteren, COUNTEREN_TM);
-    csr_write(stimecmp, read_time() + INTERVAL);
+    write_stimecmp(read_time() + INTERVAL);
     csr_write(stvec, strap_entry);
 
     csr_clear(mstatus, MSTATUS_MPP);
