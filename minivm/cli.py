@@ -71,6 +71,15 @@ def build_parser(argv=()):
     run.add_argument("--input", metavar="FILE",
                      help="bytes to type into the UART (default: stdin; in a "
                           "terminal, keys as you type them, Ctrl-A X quits)")
+    run.add_argument("--input-after", metavar="TEXT",
+                     help="with --input: type the file only once the guest has printed TEXT")
+    run.add_argument("--expect", action=ScriptOption, dest="script", metavar="TEXT",
+                     help="a script instead of --input: wait until the guest prints TEXT, "
+                          "then type the next --send; a last --expect ends the run "
+                          "(status 0) when TEXT appears")
+    run.add_argument("--send", action=ScriptOption, dest="script", metavar="KEYS",
+                     help="keys to type once the --expect before it matched "
+                          "(escapes: \\n \\r \\t \\xNN)")
 
     grade = commands.add_parser("grade", help="grade lab submissions (Gradescope results.json)")
     if list(argv)[:1] == ["grade"]:
@@ -91,6 +100,29 @@ def build_parser(argv=()):
                       metavar="PATH@ADDR[,ro|,private]")
     info.add_argument("--virtio-blk", action="append", default=[], metavar="IMAGE[,ro][,legacy]")
     return parser
+
+
+class ScriptOption(argparse.Action):
+    """--expect and --send: kept together, in command-line order."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        steps = getattr(namespace, self.dest) or []
+        setattr(namespace, self.dest, steps + [(option_string, value)])
+
+
+def script_from(args):
+    """The Expect script that --expect/--send or --input-after ask for, or None."""
+    if not args.script and args.input_after is None:
+        return None
+    from minivm.console import input_from
+    from minivm.expect import Expect, steps_from_options
+    if args.script and (args.input is not None or args.input_after is not None):
+        raise MinivmError("--expect/--send replace --input and --input-after: use one or the other")
+    if args.script:
+        return Expect(steps_from_options(args.script))
+    if args.input is None:
+        raise MinivmError("--input-after needs --input FILE")
+    return Expect([(args.input_after, input_from(args.input).buffer)])
 
 
 def _positive_int(text):
@@ -139,7 +171,7 @@ def command_run(args):
         args.trace = "all"
     from minivm.console import input_from
     # With --break-on, stdin is pdb's: the UART reads --input only.
-    source = input_from(args.input, None if args.break_on else sys.stdin)
+    source = script_from(args) or input_from(args.input, None if args.break_on else sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
                       max_insns=args.max_insns, trace=trace, trace_only=args.trace,
                       stdout=sys.stdout.buffer,

@@ -17,6 +17,7 @@ from collections import namedtuple
 from minivm.bus import Bus, Ram
 from minivm.console import ByteInput, Console
 from minivm.cpu import Exit, ExitReason, Vcpu, traps
+from minivm.cpu.csrs import HostCsrs
 from minivm.devices.clint import INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
 from minivm.devices.finisher import Finisher
 from minivm.devices.passthrough import PassthroughWindow
@@ -26,6 +27,7 @@ from minivm.devices.uart import Uart16550
 from minivm.devices.virtio_blk import VirtioBlk
 from minivm.devices.virtio_mmio import VirtioMmio
 from minivm.errors import MinivmError
+from minivm.expect import Expect
 from minivm.loader import load_program, read_program
 
 # size is None for RAM: each machine chooses its own (--memory).
@@ -131,7 +133,8 @@ class Machine:
         one line per VM exit (trace_only: "mmio,traps,irq,virtio,exits" to
         keep only some).  stdout: a binary stream for the UART output;
         without one, output is kept and returned in the RunResult.  input:
-        bytes typed into the UART, or an input source from minivm.console.
+        bytes typed into the UART, or an input source from minivm.console,
+        or a minivm.expect.Expect script (type once the guest prints a prompt).
         clock: "virtual" (mtime counts guest instructions: every run the
         same) or "host" (mtime follows the host's clock: runs differ).
         disk: a raw image for the PIO disk, "IMAGE" or "IMAGE,ro".
@@ -154,6 +157,7 @@ class Machine:
         if isinstance(input, (bytes, bytearray, str)):
             input = ByteInput(input.encode() if isinstance(input, str) else input)
         self.console = Console(stdout, input)
+        self.script = input if isinstance(input, Expect) else None
         self.devices = {}
         self.uses_time = False          # the guest has looked at the clock
         self.next_input = 0             # virtual time the UART takes its next byte
@@ -165,6 +169,7 @@ class Machine:
             raise MinivmError(f"at most {VIRTIO_SLOTS} virtio devices")
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
         self._assemble()
+        self.csrs = HostCsrs(self.vcpu, now=lambda: self.clint.mtime)
         self.debugger = None
         self.budget = max_insns
         self.tracer = None
@@ -192,7 +197,7 @@ class Machine:
         self._add_device("clint", self.clint)
         self.plic = Plic(on_context=self._on_plic_context)
         self._add_device("plic", self.plic)
-        self.uart = Uart16550(output=self.console.write, irq=self._plic_line("uart0"))
+        self.uart = Uart16550(output=self._uart_output, irq=self._plic_line("uart0"))
         self._add_device("uart0", self.uart)
         if self.disk_image is not None:
             self._add_device("piodisk", PioDisk(self.disk_image, irq=self._plic_line("piodisk")))
@@ -223,6 +228,7 @@ class Machine:
         """What the finisher's 0x7777 does: devices to power-on state, reload, restart."""
         for device in self.devices.values():
             device.reset()
+        self.csrs.reset()
         self.vcpu.machine_lines = 0
         self.vcpu.privilege = traps.PRV_M
         self._boot()
@@ -234,6 +240,14 @@ class Machine:
 
     def _on_reset(self):
         self.vcpu.request_exit(Exit(ExitReason.RESET, self.vcpu.pc))
+
+    def _uart_output(self, data):
+        self.console.write(data)
+        if self.script is not None and self.script.observe(data):
+            if self.script.done:     # the script's last TEXT: the run is over
+                self.vcpu.request_exit(Exit(ExitReason.FINISH, self.vcpu.pc, code=0))
+            else:
+                self._request_service()   # keys to type: set the input's deadline
 
     def _on_time_read(self):
         if not self.uses_time:
@@ -261,10 +275,9 @@ class Machine:
 
     def _on_dma(self, low, high):
         # A device wrote guest memory behind Unicorn's back: code translated
-        # from there is stale (DESIGN.md fact 5), so drop it now.  (QEMU does
-        # the same from inside a store when code modifies itself; the
-        # translation that is running stays valid until it ends.)
-        self.vcpu.uc.ctl_remove_cache(low, high)
+        # from there is stale (DESIGN.md fact 5).  The vCPU drops it once
+        # this access is complete.
+        self.vcpu.discard_translations(low, high)
 
     def _request_service(self):
         """Something changed that the run loop must look at (a deadline, an
@@ -348,8 +361,9 @@ class Machine:
 
     def _handle_trap(self, exit):
         cause, epc, tval = exit.cause, exit.pc, exit.address
-        if self._emulate_time_read(cause, epc):
-            return None
+        if cause == traps.ILLEGAL_INSTRUCTION and self.csrs.emulate(epc):
+            self.uses_time = self.uses_time or self.csrs.uses_time
+            return None               # a CSR Unicorn lacks: done (cpu/csrs.py)
         name = traps.cause_name(cause)
         if epc == self.last_vector:
             first_cause, first_epc, first_tval = self.last_trap
@@ -364,28 +378,12 @@ class Machine:
         self.last_vector, self.last_trap = vector, (cause, epc, tval)
         return None
 
-    def _emulate_time_read(self, cause, epc):
-        """`csrr rd, time` is illegal on Unicorn (no timer behind it); on QEMU
-        `virt` it reads mtime.  Trap-and-emulate it: do the read, skip it."""
-        from minivm.cpu import isa
-        if cause != traps.ILLEGAL_INSTRUCTION:
-            return False
-        csr = isa.decode_csr_access(self.vcpu.instruction_at(epc))
-        if csr is None or csr.csr not in (isa.CSR_TIME, isa.CSR_TIMEH) or csr.rs1 != 0 \
-                or csr.funct3 not in (isa.CSRRS, isa.CSRRC):
-            return False
-        self.uses_time = True
-        mtime = self.clint.mtime
-        self.vcpu.set_x(csr.rd, mtime >> 32 if csr.csr == isa.CSR_TIMEH else mtime)
-        self.vcpu.pc = epc + 4
-        return True
-
     def _handle_halt(self, exit):
         """wfi: sleep until an interrupt is waiting, skipping virtual time."""
         self._advance_devices()
         source = self.console.input
         while not self.vcpu.interrupt_waiting():
-            if source is not None and source.interactive and self.clint.ticks_until_timer() is None:
+            if source is not None and source.interactive and self._ticks_until_timer() is None:
                 self._wait_for_key()        # only a person can wake the guest now
                 continue
             deadline = self._next_deadline()
@@ -401,9 +399,9 @@ class Machine:
         """Nothing runs until `deadline`: jump virtual time there at once.
         On the host clock, really wait for the timer instead."""
         time = self.vcpu.clocks.time
-        if self.host_clock and self.clint.ticks_until_timer():
+        if self.host_clock and self._ticks_until_timer():
             import time as host_time
-            host_time.sleep(self.clint.ticks_until_timer() / TIMEBASE_HZ)
+            host_time.sleep(self._ticks_until_timer() / TIMEBASE_HZ)
         time.count = max(time.count, deadline)
 
     def _prepare_next_run(self):
@@ -425,6 +423,9 @@ class Machine:
     def _advance_devices(self):
         """Bring devices up to the current virtual time."""
         self.vcpu.set_interrupt_line(traps.MTI, self.clint.timer_pending())
+        supervisor_timer = self.csrs.supervisor_timer_pending()
+        if supervisor_timer is not None:
+            self.vcpu.set_interrupt_line(traps.STI, supervisor_timer)
         self._feed_input()
 
     def _feed_input(self):
@@ -451,7 +452,7 @@ class Machine:
         """The virtual time of the next event, or None if nothing is coming."""
         now = self.vcpu.clocks.time.count
         deadlines = []
-        ticks = self.clint.ticks_until_timer()
+        ticks = self._ticks_until_timer()
         if ticks:
             deadlines.append(now + (HOST_CLOCK_POLL if self.host_clock
                                     else ticks * INSTRUCTIONS_PER_TICK))
@@ -459,6 +460,13 @@ class Machine:
         if source is not None and not source.exhausted:
             deadlines.append(max(self.next_input, now + 1))
         return min(deadlines, default=None)
+
+    def _ticks_until_timer(self):
+        """Ticks until the next timer interrupt: the CLINT's (mtimecmp) or
+        Sstc's (stimecmp), whichever comes first; None if neither is armed."""
+        waits = [ticks for ticks in (self.clint.ticks_until_timer(), self.csrs.ticks_until_timer())
+                 if ticks is not None]
+        return min(waits, default=None)
 
     def _arm_time(self):
         """Attach the time counter once time matters, and set its next stop.

@@ -22,8 +22,8 @@ RUNAWAY_SECONDS = 2
 
 # Images that need a disk image or a mapped file: tested with one in their own
 # test files (test_piodisk.py, test_virtio.py, test_passthrough.py), not here.
-NEEDS_SETUP = {"pio_disk", "pio_bench", "virtio_blk", "virtio_bench", "passthrough",
-               "passthrough_bench"}
+NEEDS_SETUP = {"pio_disk", "pio_bench", "virtio_blk", "virtio_bench", "virtio_irq",
+               "passthrough", "passthrough_bench"}
 
 
 def images():

@@ -41,7 +41,7 @@ def test_instructions_without_memory_access_decode_to_none():
 
 
 def test_decode_csr_read_of_time():
-    assert isa.decode_csr_access(0xc0102573) == (isa.CSR_TIME, 10, 0, isa.CSRRS)
+    assert isa.decode_csr_access(0xc0102573) == (0xC01, 10, 0, isa.CSRRS)   # csrr a0, time
 
 
 # -- which interrupt the hart takes (Privileged spec 3.1.9) -------------------------

@@ -95,7 +95,6 @@ def _decode_compressed(insn):
 
 CsrAccess = namedtuple("CsrAccess", "csr rd rs1 funct3")
 
-CSR_TIME, CSR_TIMEH = 0xC01, 0xC81     # read-only shadows of mtime
 CSRRW, CSRRS, CSRRC = 1, 2, 3           # funct3; +4 for the immediate forms
 
 

@@ -54,6 +54,7 @@ class Vcpu:
         self._requested_exit = None
         self._inside_access = False
         self._pending_trap = None
+        self._stale_code = []  # guest RAM ranges devices wrote: translations to drop
         self.last_load = 0     # the bus leaves each device read's value here
         self.running = False
         # Machine-level interrupt lines (MEIP, MTIP, MSIP).  Unicorn's mip
@@ -203,7 +204,9 @@ class Vcpu:
             return Exit(ExitReason.INTERRUPTED, self.pc)
         finally:
             self.running = False
-        return self._why_stopped()
+        exit = self._why_stopped()
+        self._drop_stale_code()
+        return exit
 
     def _why_stopped(self):
         if self._requested_exit is not None:
@@ -254,6 +257,31 @@ class Vcpu:
                 value = isa.sign_extend(value, 8 * access.size)
             self.set_x(access.rd, value)
         self.pc = self.pc + access.length
+
+    def discard_translations(self, low, high):
+        """A device wrote guest RAM [low, high) behind Unicorn's back (DMA):
+        code translated from there is stale and must go.  Never from inside
+        the device's callback: Unicorn looks the range up as an instruction
+        fetch at the hart's privilege, and below M a page the guest maps
+        without execute permission (a kernel's buffers) faults; Unicorn then
+        moves pc past the store and keeps the fault, and the access can no
+        longer be completed.  So stop after this access, complete it, and
+        drop the range then, as M, where addresses are physical."""
+        self._stale_code.append((low, high))
+        if self.running:
+            self.request_exit(Exit(ExitReason.MMIO, self.pc))
+        else:
+            self._drop_stale_code()
+
+    def _drop_stale_code(self):
+        if not self._stale_code:
+            return
+        privilege = self.privilege
+        self.privilege = traps.PRV_M
+        for low, high in self._stale_code:
+            self.uc.ctl_remove_cache(low, high)
+        self._stale_code.clear()
+        self.privilege = privilege
 
     def stop(self):
         """Make run() return soon; safe to call from another thread."""

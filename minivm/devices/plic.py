@@ -3,13 +3,25 @@
 Devices raise numbered interrupt lines (the UART is 10, virtio slot n is
 1+n).  The PLIC decides which hart context hears about them:
 
-    a source is pending       while its line is high (until a hart claims it)
-    a context sees it         if enabled for that context and priority > threshold
+    a source becomes pending  when its device drives the line high
+    a context sees it         if enabled for that context, priority > threshold,
+                              and the source is not in service
     claim (read)              returns the best pending source and marks it in service
-    complete (write)          ends the service; a line still high is pending again
+    complete (write)          ends the service
 
 Context 0 is hart 0 in M-mode (its output is mip.MEIP), context 1 is hart 0
 in S-mode (mip.SEIP), as on QEMU `virt`.  RISC-V PLIC Specification 1.0.0.
+
+Where this follows QEMU rather than the specification: the spec's gateway
+forwards a new request at complete if the line is still high ("Interrupt
+Gateways").  QEMU 7.2's PLIC (hw/intc/sifive_plic.c) does not look at the
+line at complete: a source is pending again only when its device next
+updates the line (and pending follows each update, even while the source
+is in service).  Guests rely on that.  xv6-riscv enables the UART's
+THR-empty interrupt, never reads IIR, so the UART's line never drops; with
+the spec's gateway the hart takes that interrupt again after every
+complete and never gets anywhere.  Devices here therefore report every
+update of their line, not only changes, as QEMU's do.
 """
 from minivm.devices.device import Device
 
@@ -39,7 +51,6 @@ class Plic(Device):
 
     def reset(self):
         self.priority = [0] * SOURCES
-        self.level = [False] * SOURCES       # the device lines as they are now
         self.pending = set()                 # sources waiting to be claimed
         self.in_service = [False] * SOURCES  # claimed and not yet completed
         self.enable = [[False] * SOURCES for _ in range(CONTEXTS)]
@@ -50,13 +61,13 @@ class Plic(Device):
     # -- the device side -------------------------------------------------------------
 
     def set_level(self, source, level):
-        """A device's interrupt line changed (level-triggered)."""
+        """A device updated its interrupt line (level-triggered): pending
+        follows the level, as QEMU's does, even while in service."""
         if not 0 < source < SOURCES:
             return                       # no such source (0 means "none")
-        self.level[source] = level
-        if level and not self.in_service[source]:
+        if level:
             self.pending.add(source)
-        elif not level:
+        else:
             self.pending.discard(source)
         self.update()
 
@@ -121,7 +132,8 @@ class Plic(Device):
         """The pending, enabled source of highest priority above threshold (0: none)."""
         best, best_priority = 0, self.threshold[context]
         for source in sorted(self.pending):          # ties go to the lowest number
-            if self.enable[context][source] and self.priority[source] > best_priority:
+            if (self.enable[context][source] and not self.in_service[source]
+                    and self.priority[source] > best_priority):
                 best, best_priority = source, self.priority[source]
         return best
 
@@ -134,10 +146,9 @@ class Plic(Device):
         return source
 
     def _complete(self, source):
+        # No look at the line here: see the module docstring.
         if 0 < source < SOURCES and self.in_service[source]:
             self.in_service[source] = False
-            if self.level[source]:
-                self.pending.add(source)
             self.update()
 
     def update(self):

@@ -106,7 +106,6 @@ class Uart16550(Device):
         self.fcr = 0
         self.rx_fifo.clear()
         self.thr_interrupt = False   # "THR empty" pending until IIR is read or THR written
-        self.irq_level = None
         self.update_irq()
 
     # -- guest accesses --------------------------------------------------------
@@ -271,7 +270,6 @@ class Uart16550(Device):
         return IIR_NO_INT
 
     def update_irq(self):
-        level = self._pending_interrupt() != IIR_NO_INT
-        if level != self.irq_level:
-            self.irq_level = level
-            self.irq(level)
+        # Every update reaches the PLIC, not only changes: QEMU's PLIC
+        # pends a source when its device updates the line (minivm/devices/plic.py).
+        self.irq(self._pending_interrupt() != IIR_NO_INT)

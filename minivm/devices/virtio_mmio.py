@@ -60,7 +60,6 @@ FAILED = 128
 INTERRUPT_USED_BUFFER = 1
 INTERRUPT_CONFIG_CHANGE = 2
 
-VIRTIO_F_VERSION_1 = 32
 VIRTIO_F_RING_INDIRECT_DESC = 28
 VIRTIO_F_RING_EVENT_IDX = 29
 
@@ -196,8 +195,8 @@ class VirtioMmio(Device):
 
     def _write_status(self, value):
         """The driver's initialisation steps (spec 3.1.1): ACKNOWLEDGE, DRIVER,
-        FEATURES_OK (refused if it asked for anything not offered, or, on the
-        modern interface, not for VERSION_1), DRIVER_OK.  Writing 0 resets."""
+        FEATURES_OK (refused if it asked for anything not offered), DRIVER_OK.
+        Writing 0 resets."""
         if value == 0:
             return self.reset()
         if value & FEATURES_OK and not self.status & FEATURES_OK and not self._features_ok():
@@ -207,10 +206,14 @@ class VirtioMmio(Device):
         self.status = value | (self.status & DEVICE_NEEDS_RESET)
 
     def _features_ok(self):
-        wanted, offered = self.driver_features, self._offered()
-        if wanted & ~offered:
-            return False
-        return self.legacy or bool(wanted >> VIRTIO_F_VERSION_1 & 1)
+        """Any subset of what was offered, with or without VIRTIO_F_VERSION_1.
+
+        A modern driver MUST accept VERSION_1, but the device only MAY fail
+        if it does not (spec "Reserved Feature Bits"), and drivers that
+        write just DriverFeatures word 0 never accept it (bit 32 is in word
+        1): xv6-riscv's is one.  QEMU 7.2 keeps FEATURES_OK for them and
+        drives the rings as usual, so minivm does the same."""
+        return not self.driver_features & ~self._offered()
 
     def _negotiated(self, bit):
         return bool(self.driver_features >> bit & 1)
