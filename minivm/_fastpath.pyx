@@ -346,7 +346,8 @@ cdef bint transfer(int fd, iovec *iov, int n, uint64_t offset, uint64_t length,
 
 
 cdef inline bint in_range(uint64_t sector, uint64_t length, uint64_t sectors) noexcept nogil:
-    return length % SECTOR == 0 and sector + length // SECTOR <= sectors
+    # virtio_blk.in_range; no sum, so nothing wraps at sector 2^64-1.
+    return length % SECTOR == 0 and sector <= sectors and length // SECTOR <= sectors - sector
 
 
 cdef int serve_request(Ram *ram, Segment *segments, int count, int fd, uint64_t sectors,

@@ -220,7 +220,9 @@ def request_status(memory, readable, writable, fd, sectors, read_only, serial, w
 
 
 def in_range(sector, length, sectors):
-    return length % SECTOR == 0 and sector + length // SECTOR <= sectors
+    """Whole sectors, all on the disk.  Written so that no sum can pass 2^64
+    (the Cython twin computes in 64 bits, where sector + count would wrap)."""
+    return length % SECTOR == 0 and sector <= sectors and length // SECTOR <= sectors - sector
 
 
 def gather(memory, buffers, skip, length):
