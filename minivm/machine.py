@@ -12,6 +12,7 @@ The run loop is the heart of a hypervisor, so it is kept short:
         if result: return result
 """
 import os
+import sys
 from collections import namedtuple
 
 from minivm.bus import Bus, Ram
@@ -201,8 +202,10 @@ class Machine:
                              else (None, False))
             backend = VirtioBlk(image, virtqueue_twin()) if image is not None else None
             name = f"virtio{slot}"
-            self._add_device(name, VirtioMmio(backend, legacy, memory=self.ram,
-                                              irq=self._plic_line(name), on_dma=self._on_dma))
+            self._add_device(name, VirtioMmio(
+                backend, legacy, memory=self.ram, irq=self._plic_line(name),
+                on_dma=self._on_dma,
+                on_fault=lambda text, name=name: self._on_device_fault(name, text)))
         for number, window in enumerate(self.windows):
             self.bus.add_passthrough(f"passthrough{number}", window)
 
@@ -265,6 +268,14 @@ class Machine:
         # the same from inside a store when code modifies itself; the
         # translation that is running stays valid until it ends.)
         self.vcpu.uc.ctl_remove_cache(low, high)
+
+    def _on_device_fault(self, name, text):
+        # A device refused what the guest's driver asked for.  The driver
+        # sees a status bit at best and often just waits forever, so say
+        # why, always (QEMU keeps this behind -d guest_errors).
+        print(f"minivm: {name}: {text}", file=sys.stderr, flush=True)
+        if self.tracer is not None:
+            self.tracer.note("FAULT", f"{name}: {text}")
 
     def _request_service(self):
         """Something changed that the run loop must look at (a deadline, an
@@ -545,8 +556,6 @@ class Machine:
 
 
 def print_stats(result, stream=None):
-    import sys
-
     from minivm.fastpath import describe
     stream = stream or sys.stderr
     counted = (f"{result.instructions} instructions" if result.instructions is not None
