@@ -1,14 +1,19 @@
 """A real gdb-multiarch against minivm's gdb server, in batch mode:
 break at a symbol, continue, read registers and memory, single-step, watch
-a UART register, kill; on RV64 and RV32 firmware; and Ctrl-C."""
+a UART register, kill; on RV64 and RV32 firmware; and Ctrl-C.  Then hostile
+clients: malformed packets, a client gone mid-reply, a write into a read-only
+passthrough window, and random packets into the server's parser."""
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import firmware, needs
+from minivm import Machine
+from minivm.gdb import Connection
 
 needs_gdb = needs("gdb-multiarch", "gdb-multiarch")
 
@@ -208,11 +213,6 @@ def test_writing_a_read_only_passthrough_window_is_an_error_for_gdb(tmp_path):
 
 # -- the packet parser, fuzzed (in process: the server's handler on a socket pair) ---------------
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
-from minivm import Machine  # noqa: E402
-from minivm.gdb import Connection  # noqa: E402
-
 hex_text = st.one_of(st.integers(0, 2**70).map(lambda n: f"{n:x}"),
                      st.text(alphabet="0123456789abcdefABCDEFxz-+_ ", max_size=20))
 packets = st.one_of(
@@ -249,6 +249,7 @@ def served(tmp_path_factory):
     debugger.listener.close()
 
 
+@pytest.mark.fuzz
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(packet=packets)
 def test_random_packets_never_raise(served, packet):

@@ -262,6 +262,7 @@ setup_writes = st.lists(st.tuples(
     interesting_values()), max_size=12)
 
 
+@pytest.mark.fuzz
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(writes=setup_writes, ring_bytes=st.binary(min_size=0, max_size=64))
 def test_random_queue_setups(tmp_path, legacy, twin, writes, ring_bytes):

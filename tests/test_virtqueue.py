@@ -15,7 +15,8 @@ run with a traceback instead of never returning.
 
 Ring addresses (QueueState.desc/avail/used) are in RAM and aligned in all
 but one section ("outside the transport's guarantees"): the transport checks
-them once, when the queue goes live (VirtioMmio._queue_valid).  All the rest
+them once, when the queue goes live (VirtioMmio._queue_problem;
+tests/test_virtio_transport.py fuzzes it).  All the rest
 -- descriptors, avail ring contents, indirect tables, headers -- is hostile
 territory.
 
@@ -1415,7 +1416,7 @@ def test_twins_agree_after_a_short_read(tmp_path):
 
 
 # -- outside the transport's guarantees -----------------------------------------------------------
-# VirtioMmio._queue_valid accepts a queue only if its size is a power of two
+# VirtioMmio._queue_problem accepts a queue only if its size is a power of two
 # and its three rings lie wholly in RAM; process_block_queue is never called
 # otherwise.  Called directly, it must still raise nothing and write nothing
 # outside RAM.
@@ -1651,6 +1652,7 @@ FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_to
                                        HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(spec=fuzz_rings())
 def test_random_rings_on_one_twin(twin, fuzz_dir, spec):
@@ -1675,6 +1677,7 @@ def test_random_rings_on_one_twin(twin, fuzz_dir, spec):
 
 
 @needs_cython
+@pytest.mark.fuzz
 @FUZZ
 @given(spec=fuzz_rings())
 def test_random_rings_twins_agree(fuzz_dir, spec):
