@@ -171,6 +171,17 @@ DEF HEADER_SIZE = 16
 DEF ID_BYTES = 20
 DEF IOV_BATCH = 1024            # at most IOV_MAX iovecs per preadv/pwritev call
 
+# Why a ring was refused: the numbers of minivm.devices.virtqueue's reasons.
+DEF OUTSIDE_RAM = 1
+DEF AVAIL_IDX_JUMP = 2
+DEF PAST_TABLE = 3
+DEF CHAIN_TOO_LONG = 4
+DEF INDIRECT_REFUSED = 5
+DEF INDIRECT_WITH_NEXT = 6
+DEF BAD_INDIRECT_TABLE = 7
+DEF OVER_4GIB = 8
+DEF NO_STATUS_BYTE = 9
+
 DEF T_IN = 0
 DEF T_OUT = 1
 DEF T_FLUSH = 4
@@ -196,6 +207,21 @@ cdef struct Written:            # virtio_blk.WrittenRange
     bint any
     uint64_t low
     uint64_t high
+
+
+cdef struct Fault:             # virtqueue.Fault; -1 for None
+    int reason
+    int head
+    int descriptor
+    bint indirect
+    uint64_t address            # what these two mean depends on the reason
+    uint64_t length
+
+
+cdef inline void set_fault(Fault *fault, int reason, int descriptor, bint indirect,
+                           uint64_t address, uint64_t length) noexcept nogil:
+    fault.reason, fault.descriptor, fault.indirect = reason, descriptor, indirect
+    fault.address, fault.length = address, length
 
 
 cdef inline bint in_ram(Ram *ram, uint64_t address, uint64_t length) noexcept nogil:
@@ -239,38 +265,57 @@ cdef inline void add_written(Written *written, uint64_t address, uint64_t length
 
 
 cdef int walk_chain(Ram *ram, uint64_t desc, uint32_t size, bint indirect_ok, uint32_t head,
-                    Segment *segments, int capacity) noexcept nogil:
+                    Segment *segments, int capacity, Fault *fault) noexcept nogil:
     """virtqueue.Virtqueue.chain: the chain's buffers into `segments`;
-    returns their number, or -1 for a ChainError."""
-    cdef uint64_t table = desc, total = 0, address
+    returns their number, or -1 for a ChainError (described in `fault`)."""
+    cdef uint64_t table = desc, total = 0, address, entry
     cdef uint32_t table_size = size, index = head, budget = size, length
     cdef uint16_t flags, following
     cdef bint in_indirect = False
     cdef int count = 0
     while True:
-        if index >= table_size or budget == 0:
+        if index >= table_size:
+            set_fault(fault, PAST_TABLE, index, in_indirect, 0, table_size)
+            return -1
+        if budget == 0:
+            set_fault(fault, CHAIN_TOO_LONG, index, in_indirect, 0, 0)
             return -1
         budget -= 1
-        if not in_ram(ram, table + DESC_SIZE * <uint64_t>index, DESC_SIZE):
+        entry = table + DESC_SIZE * <uint64_t>index
+        if not in_ram(ram, entry, DESC_SIZE):
+            set_fault(fault, OUTSIDE_RAM, index, in_indirect, entry, DESC_SIZE)
             return -1
-        address = load(ram, table + DESC_SIZE * <uint64_t>index, 8)
-        length = <uint32_t>load(ram, table + DESC_SIZE * <uint64_t>index + 8, 4)
-        flags = <uint16_t>load(ram, table + DESC_SIZE * <uint64_t>index + 12, 2)
-        following = <uint16_t>load(ram, table + DESC_SIZE * <uint64_t>index + 14, 2)
+        address = load(ram, entry, 8)
+        length = <uint32_t>load(ram, entry + 8, 4)
+        flags = <uint16_t>load(ram, entry + 12, 2)
+        following = <uint16_t>load(ram, entry + 14, 2)
         if flags & DESC_F_INDIRECT:
-            if in_indirect or not indirect_ok or flags & DESC_F_NEXT:
+            if in_indirect or not indirect_ok:
+                set_fault(fault, INDIRECT_REFUSED, index, in_indirect, 0, 0)
+                return -1
+            if flags & DESC_F_NEXT:
+                set_fault(fault, INDIRECT_WITH_NEXT, index, in_indirect, 0, 0)
                 return -1
             if length == 0 or length % DESC_SIZE or length // DESC_SIZE > MAX_INDIRECT \
-                    or address % DESC_SIZE or not in_ram(ram, address, length):
+                    or address % DESC_SIZE:
+                set_fault(fault, BAD_INDIRECT_TABLE, index, in_indirect, address, length)
+                return -1
+            if not in_ram(ram, address, length):
+                set_fault(fault, OUTSIDE_RAM, index, in_indirect, address, length)
                 return -1
             table, table_size, index = address, length // DESC_SIZE, 0
             budget = table_size
             in_indirect = True
             continue
         if not in_ram(ram, address, length):
+            set_fault(fault, OUTSIDE_RAM, index, in_indirect, address, length)
             return -1
         total += length
-        if total > <uint64_t>0xFFFFFFFFu or count == capacity:
+        if total > <uint64_t>0xFFFFFFFFu:
+            set_fault(fault, OVER_4GIB, index, in_indirect, 0, 0)
+            return -1
+        if count == capacity:           # cannot happen: capacity is size + MAX_INDIRECT
+            set_fault(fault, CHAIN_TOO_LONG, index, in_indirect, 0, 0)
             return -1
         segments[count].address = address
         segments[count].length = length
@@ -346,7 +391,8 @@ cdef bint transfer(int fd, iovec *iov, int n, uint64_t offset, uint64_t length,
 
 
 cdef inline bint in_range(uint64_t sector, uint64_t length, uint64_t sectors) noexcept nogil:
-    return length % SECTOR == 0 and sector + length // SECTOR <= sectors
+    # virtio_blk.in_range; no sum, so nothing wraps at sector 2^64-1.
+    return length % SECTOR == 0 and sector <= sectors and length // SECTOR <= sectors - sector
 
 
 cdef int serve_request(Ram *ram, Segment *segments, int count, int fd, uint64_t sectors,
@@ -435,23 +481,26 @@ cdef inline bint need_event(uint16_t event, uint16_t new, uint16_t old) noexcept
 
 cdef bint publish(Ram *ram, uint64_t avail, uint64_t used, uint32_t size, bint event_idx,
                   uint16_t last_avail, uint16_t used_idx, uint16_t old_used_idx,
-                  bint *notify, Written *written) noexcept nogil:
+                  bint *notify, Written *written, uint64_t *bad) noexcept nogil:
     """virtqueue.Virtqueue.publish, step for step; False where the Python
-    twin raises ChainError."""
+    twin raises ChainError (`bad`: the 2-byte field outside RAM)."""
+    bad[0] = used + 2
     if not in_ram(ram, used + 2, 2):
         return False
     store(ram, used + 2, used_idx, 2)
     add_written(written, used + 2, 2)
     if event_idx:
-        if not in_ram(ram, used + 4 + 8 * <uint64_t>size, 2):
+        bad[0] = used + 4 + 8 * <uint64_t>size
+        if not in_ram(ram, bad[0], 2):
             return False
-        store(ram, used + 4 + 8 * <uint64_t>size, last_avail, 2)
-        add_written(written, used + 4 + 8 * <uint64_t>size, 2)
-        if not in_ram(ram, avail + 4 + 2 * <uint64_t>size, 2):
+        store(ram, bad[0], last_avail, 2)
+        add_written(written, bad[0], 2)
+        bad[0] = avail + 4 + 2 * <uint64_t>size
+        if not in_ram(ram, bad[0], 2):
             return False
-        notify[0] = need_event(<uint16_t>load(ram, avail + 4 + 2 * <uint64_t>size, 2),
-                               used_idx, old_used_idx)
+        notify[0] = need_event(<uint16_t>load(ram, bad[0], 2), used_idx, old_used_idx)
         return True
+    bad[0] = avail
     if not in_ram(ram, avail, 2):
         return False
     notify[0] = not (load(ram, avail, 2) & AVAIL_F_NO_INTERRUPT)
@@ -461,7 +510,7 @@ cdef bint publish(Ram *ram, uint64_t avail, uint64_t used, uint32_t size, bint e
 def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
                         bint read_only, bytes serial):
     """Twin of virtio_blk.process_block_queue: (completed, moved, notify,
-    needs_reset, low, high)."""
+    needs_reset, low, high, fault)."""
     cdef uint8_t[::1] memory = buffer
     cdef Ram ram
     ram.data = &memory[0] if memory.shape[0] else NULL
@@ -472,11 +521,14 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
     cdef bint event_idx = state.event_idx, indirect = state.indirect
     cdef uint16_t last_avail = state.last_avail, used_idx = state.used_idx
     cdef uint16_t old_used_idx = used_idx, pending = 0, head
-    cdef uint64_t completed = 0, moved = 0, moved_one, slot
+    cdef uint64_t completed = 0, moved = 0, moved_one, slot, bad = 0
     cdef Written written
     written.any = False
-    cdef bint broken = False, notify = False
-    cdef int count, length, capacity = size + MAX_INDIRECT
+    cdef Fault fault
+    fault.head = -1
+    set_fault(&fault, 0, -1, False, 0, 0)         # reason 0: no fault
+    cdef bint notify = False
+    cdef int count, length = 0, capacity = size + MAX_INDIRECT
     cdef const uint8_t *serial_bytes = serial
     cdef int serial_length = len(serial)
     cdef Segment *segments = <Segment *>malloc(capacity * sizeof(Segment))
@@ -487,30 +539,33 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
         raise MemoryError()
     try:
         with nogil:
-            broken = not in_ram(&ram, avail + 2, 2)
-            if not broken:
+            if not in_ram(&ram, avail + 2, 2):
+                set_fault(&fault, OUTSIDE_RAM, -1, False, avail + 2, 2)
+            else:
                 pending = <uint16_t>(load(&ram, avail + 2, 2) - last_avail)
-                broken = pending > size
-            while not broken and pending:
+                if pending > size:
+                    set_fault(&fault, AVAIL_IDX_JUMP, -1, False, avail + 2, pending)
+            while not fault.reason and pending:
                 pending -= 1
                 slot = avail + 4 + 2 * <uint64_t>(last_avail % size)
                 if not in_ram(&ram, slot, 2):
-                    broken = True
+                    set_fault(&fault, OUTSIDE_RAM, -1, False, slot, 2)
                     break
                 head = <uint16_t>load(&ram, slot, 2)
                 last_avail += 1
-                count = walk_chain(&ram, desc, size, indirect, head, segments, capacity)
-                if count < 0:
-                    broken = True
-                    break
-                length = serve_request(&ram, segments, count, fd, sectors, read_only,
-                                       serial_bytes, serial_length, &written, &moved_one, iov)
-                if length < 0:
-                    broken = True
+                count = walk_chain(&ram, desc, size, indirect, head, segments, capacity, &fault)
+                if count >= 0:
+                    length = serve_request(&ram, segments, count, fd, sectors, read_only,
+                                           serial_bytes, serial_length, &written, &moved_one,
+                                           iov)
+                    if length < 0:
+                        set_fault(&fault, NO_STATUS_BYTE, -1, False, 0, 0)
+                if fault.reason:
+                    fault.head = head
                     break
                 slot = used + 4 + 8 * <uint64_t>(used_idx % size)
                 if not in_ram(&ram, slot, 8):
-                    broken = True
+                    set_fault(&fault, OUTSIDE_RAM, -1, False, slot, 8)
                     break
                 store(&ram, slot, head, 4)
                 store(&ram, slot + 4, <uint32_t>length, 4)
@@ -518,9 +573,10 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
                 add_written(&written, slot, 8)
                 completed += 1
                 moved += moved_one
-            if not broken and completed:
-                broken = not publish(&ram, avail, used, size, event_idx, last_avail, used_idx,
-                                     old_used_idx, &notify, &written)
+            if not fault.reason and completed:
+                if not publish(&ram, avail, used, size, event_idx, last_avail, used_idx,
+                               old_used_idx, &notify, &written, &bad):
+                    set_fault(&fault, OUTSIDE_RAM, -1, False, bad, 2)
     finally:
         free(segments)
         free(iov)
@@ -528,6 +584,13 @@ def process_block_queue(buffer, uint64_t base, state, int fd, uint64_t sectors,
     state.used_idx = used_idx
     low = written.low if written.any else None
     high = written.high if written.any else None
-    if broken:
-        return completed, moved, False, True, low, high
-    return completed, moved, notify, False, low, high
+    if fault.reason:
+        return completed, moved, False, True, low, high, python_fault(&fault)
+    return completed, moved, notify, False, low, high, None
+
+
+cdef python_fault(Fault *fault):
+    from minivm.devices.virtqueue import make_fault
+    return make_fault(fault.reason, None if fault.head < 0 else fault.head,
+                      None if fault.descriptor < 0 else fault.descriptor, bool(fault.indirect),
+                      fault.address, fault.length)

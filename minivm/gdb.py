@@ -47,6 +47,11 @@ CSRS = {  # CSR number: (name, Unicorn register), the ones a trap handler reads
     0x180: ("satp", UC_RISCV_REG_SATP),
 }
 WATCH_KINDS = {"2": "write", "3": "read", "4": "access"}
+PACKET_SIZE = 0x4000          # what qSupported tells gdb it may send
+MAX_PACKET = 2 * PACKET_SIZE  # a client sending more is not gdb: drop it
+MALFORMED = "E01"             # the protocol's error reply: "E NN"
+BAD_ADDRESS = "E14"           # EFAULT, as gdbserver says it
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def target_xml(xlen):
@@ -90,9 +95,11 @@ class Connection:
                 return byte
             if byte == b"$":
                 break
-        data = b""
+        data = bytearray()
         while (byte := self._byte()) != b"#":
             data += byte
+            if len(data) > MAX_PACKET:
+                raise ConnectionError("a packet longer than gdb's PacketSize")
         self._byte(), self._byte()          # the checksum: TCP already guards the bytes
         self.sock.sendall(b"+")
         return unescape(data)
@@ -104,6 +111,28 @@ class Connection:
         while self._byte() != b"+":         # wait for gdb's acknowledgement
             pass
 
+
+
+def hex_number(text):
+    """A hex field of a packet.  Digits only: int(text, 16) would also take
+    a sign, underscores, "0x" and spaces, none of which gdb sends."""
+    if not text or not HEX_DIGITS.issuperset(text):
+        raise ValueError(f"not a hex number: {text!r}")
+    return int(text, 16)
+
+
+def hex_fields(text, count):
+    """`count` comma-separated hex fields, or ValueError."""
+    fields = text.split(",")
+    if len(fields) != count:
+        raise ValueError(f"want {count} fields: {text!r}")
+    return [hex_number(field) for field in fields]
+
+
+def hex_bytes(text):
+    if len(text) % 2 or not HEX_DIGITS.issuperset(text):
+        raise ValueError(f"not hex bytes: {text!r}")
+    return bytes.fromhex(text)
 
 
 def unescape(data):
@@ -259,7 +288,11 @@ class Debugger:
             except (ConnectionError, OSError):
                 self.close()
                 return "continue"
-            action = self.handle(packet)
+            try:
+                action = self.handle(packet)
+            except OSError:             # gdb went away in the middle of a reply
+                self.close()
+                return "continue"
             if action in ("continue", "step", "kill", "detach"):
                 break
         if action == "kill":
@@ -274,14 +307,21 @@ class Debugger:
         return "continue"
 
     def handle(self, packet):
-        """One packet; returns an action for the ones that resume the guest."""
+        """One packet; returns an action for the ones that resume the guest.
+        A packet that does not parse gets the protocol's error reply."""
+        try:
+            return self._dispatch(packet)
+        except ValueError:
+            return self.reply(MALFORMED)
+
+    def _dispatch(self, packet):
         command = packet[:1]
         if packet == "\x03":
             return None
         if packet.startswith("qSupported"):
-            return self.reply("PacketSize=4000;qXfer:features:read+;swbreak+")
+            return self.reply(f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;swbreak+")
         if packet.startswith("qXfer:features:read:target.xml:"):
-            offset, length = (int(x, 16) for x in packet.rsplit(":", 1)[1].split(","))
+            offset, length = hex_fields(packet.rsplit(":", 1)[1], 2)
             document = target_xml(self.xlen)
             chunk = document[offset:offset + length]
             return self.reply(("l" if offset + length >= len(document) else "m") + chunk)
@@ -298,26 +338,33 @@ class Debugger:
         if command == "g":
             return self.reply("".join(self._hex(self._register(n)) for n in range(33)))
         if command == "p":
-            value = self._register(int(packet[1:], 16))
-            return self.reply("E01" if value is None else self._hex(value))
+            value = self._register(hex_number(packet[1:]))
+            return self.reply(MALFORMED if value is None else self._hex(value))
         if command == "P":
             number, value = packet[1:].split("=")
-            return self.reply("OK" if self._set_register(int(number, 16), self._unhex(value))
-                              else "E01")
+            return self.reply("OK" if self._set_register(hex_number(number), self._unhex(value))
+                              else MALFORMED)
         if command == "G":
             width = self.xlen // 4
-            for n in range(33):
-                self._set_register(n, self._unhex(packet[1 + n * width:1 + (n + 1) * width]))
+            if len(packet) != 1 + 33 * width:
+                raise ValueError("G wants x0-x31 and pc")
+            values = [self._unhex(packet[1 + n * width:1 + (n + 1) * width]) for n in range(33)]
+            for n, value in enumerate(values):
+                self._set_register(n, value)
             return self.reply("OK")
         if command == "m":
-            address, length = (int(x, 16) for x in packet[1:].split(","))
+            address, length = hex_fields(packet[1:], 2)
+            if length > PACKET_SIZE // 2:
+                raise ValueError("more than a reply packet holds")
             data = self._read_memory(address, length)
-            return self.reply("E14" if data is None else data.hex())
+            return self.reply(BAD_ADDRESS if data is None else data.hex())
         if command in ("M", "X"):
             where, data = packet[1:].split(":", 1)
-            address, length = (int(x, 16) for x in where.split(","))
-            raw = bytes.fromhex(data) if command == "M" else data.encode("latin-1")
-            return self.reply("OK" if self._write_memory(address, raw[:length]) else "E14")
+            address, length = hex_fields(where, 2)
+            raw = hex_bytes(data) if command == "M" else data.encode("latin-1")
+            if len(raw) != length:
+                raise ValueError("the data is not as long as the packet says")
+            return self.reply("OK" if self._write_memory(address, raw) else BAD_ADDRESS)
         if command in ("Z", "z"):
             return self.reply(self._breakpoint(command == "Z", packet[1:]))
         if packet.startswith("vCont?"):
@@ -348,7 +395,10 @@ class Debugger:
         return (value & ((1 << self.xlen) - 1)).to_bytes(self.xlen // 8, "little").hex()
 
     def _unhex(self, text):
-        return int.from_bytes(bytes.fromhex(text), "little")
+        """A register value as gdb sends it: xlen/4 hex digits, little-endian."""
+        if len(text) != self.xlen // 4:
+            raise ValueError(f"a register is {self.xlen // 4} hex digits: {text!r}")
+        return int.from_bytes(hex_bytes(text), "little")
 
     def _register(self, number):
         if number < 32:
@@ -366,7 +416,9 @@ class Debugger:
         elif number == PC_REGNUM:
             self.vcpu.pc = value
         elif number == PRIV_REGNUM:
-            self.vcpu.privilege = value & 3
+            if value not in (0, 1, 3):       # U, S, M: 2 is reserved
+                return False
+            self.vcpu.privilege = value
         elif number - CSR_REGNUM_BASE in CSRS:
             self.vcpu.write_csrs({CSRS[number - CSR_REGNUM_BASE][1]: value})
         else:
@@ -382,6 +434,8 @@ class Debugger:
         return region, physical
 
     def _read_memory(self, address, length):
+        if address >> self.xlen:
+            return None
         try:
             region, physical = self._physical(address, length)
         except UcError:
@@ -397,8 +451,13 @@ class Debugger:
         return bytes(self.vcpu.uc.mem_read(physical, length))
 
     def _write_memory(self, address, data):
-        region, physical = self._physical(address, len(data))
-        if region is None or region.kind == "mmio":
+        if address >> self.xlen:
+            return False
+        try:
+            region, physical = self._physical(address, len(data))
+        except UcError:
+            return False
+        if region is None or region.kind == "mmio" or not self._writable(region):
             return False
         try:
             self.vcpu.uc.mem_write(physical, data)
@@ -407,11 +466,21 @@ class Debugger:
         except UcError:
             return False
 
+    @staticmethod
+    def _writable(region):
+        # A read-only passthrough window is a PROT_READ mapping of the file:
+        # Unicorn's mem_write would store straight into it and the host
+        # would die of SIGSEGV.  gdb gets an error instead, as the guest
+        # gets a store access fault.
+        return not (region.kind == "passthrough" and region.device.mode == "ro")
+
     # -- breakpoints, watchpoints, stepping --------------------------------------------
 
     def _breakpoint(self, insert, arguments):
-        kind, address, length = arguments.split(",")[:3]
-        address, length = int(address, 16), int(length, 16)
+        kind, address, length = arguments.split(";")[0].split(",")
+        address, length = hex_number(address), hex_number(length)
+        if address >> self.xlen or length == 0 or (address + length - 1) >> self.xlen:
+            raise ValueError("a breakpoint outside the address space, or of no length")
         if kind in ("0", "1"):
             if insert and address not in self.breakpoints:
                 self.breakpoints[address] = self.vcpu.uc.hook_add(

@@ -12,6 +12,7 @@ The run loop is the heart of a hypervisor, so it is kept short:
         if result: return result
 """
 import os
+import sys
 from collections import namedtuple
 
 from minivm.bus import Bus, Ram
@@ -206,8 +207,10 @@ class Machine:
                              else (None, False))
             backend = VirtioBlk(image, virtqueue_twin()) if image is not None else None
             name = f"virtio{slot}"
-            self._add_device(name, VirtioMmio(backend, legacy, memory=self.ram,
-                                              irq=self._plic_line(name), on_dma=self._on_dma))
+            self._add_device(name, VirtioMmio(
+                backend, legacy, memory=self.ram, irq=self._plic_line(name),
+                on_dma=self._on_dma,
+                on_fault=lambda text, name=name: self._on_device_fault(name, text)))
         for number, window in enumerate(self.windows):
             self.bus.add_passthrough(f"passthrough{number}", window)
 
@@ -278,6 +281,14 @@ class Machine:
         # from there is stale (DESIGN.md fact 5).  The vCPU drops it once
         # this access is complete.
         self.vcpu.discard_translations(low, high)
+
+    def _on_device_fault(self, name, text):
+        # A device refused what the guest's driver asked for.  The driver
+        # sees a status bit at best and often just waits forever, so say
+        # why, always (QEMU keeps this behind -d guest_errors).
+        print(f"minivm: {name}: {text}", file=sys.stderr, flush=True)
+        if self.tracer is not None:
+            self.tracer.note("FAULT", f"{name}: {text}")
 
     def _request_service(self):
         """Something changed that the run loop must look at (a deadline, an
@@ -553,8 +564,6 @@ class Machine:
 
 
 def print_stats(result, stream=None):
-    import sys
-
     from minivm.fastpath import describe
     stream = stream or sys.stderr
     counted = (f"{result.instructions} instructions" if result.instructions is not None

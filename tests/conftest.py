@@ -1,10 +1,23 @@
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
 
 import oracle
+
+# Property tests (hypothesis) draw their examples from a profile.  "default"
+# is what `pytest` runs: derandomized (the same examples on every run and
+# every machine) and bounded, so the suite's result never depends on luck.
+# "fuzz" is the long hunt: fresh random examples, many of them, and failures
+# kept in .hypothesis/ so the next run replays them first.  Choose it with
+# HYPOTHESIS_PROFILE=fuzz (the README shows the command).
+settings.register_profile("default", derandomize=True, max_examples=300, deadline=None,
+                          database=None)
+settings.register_profile("fuzz", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 FIRMWARE = oracle.FIRMWARE
 
@@ -13,7 +26,6 @@ FIRMWARE = oracle.FIRMWARE
 def private_elf_cache(tmp_path_factory):
     # Keep the tests' parsed-ELF cache out of the user's ~/.cache (and let
     # every test session start cold); subprocesses inherit the variable.
-    import os
     os.environ["MINIVM_CACHE_DIR"] = str(tmp_path_factory.mktemp("elf-cache"))
 
 
@@ -39,7 +51,6 @@ def minivm(*args, input=None, timeout=120, env=None):
     It runs in the tests' own folder (no minivm/ there), so `python -m minivm`
     is the installed package, as it is for a user, not the source tree.
     """
-    import os
     stdin = subprocess.DEVNULL if input is None else None   # never the developer's terminal
     return subprocess.run([sys.executable, "-m", "minivm", *map(str, args)],
                           input=input, stdin=stdin, capture_output=True, timeout=timeout,

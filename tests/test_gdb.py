@@ -1,14 +1,19 @@
 """A real gdb-multiarch against minivm's gdb server, in batch mode:
 break at a symbol, continue, read registers and memory, single-step, watch
-a UART register, kill; on RV64 and RV32 firmware; and Ctrl-C."""
+a UART register, kill; on RV64 and RV32 firmware; and Ctrl-C.  Then hostile
+clients: malformed packets, a client gone mid-reply, a write into a read-only
+passthrough window, and random packets into the server's parser."""
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import firmware, needs
+from minivm import Machine
+from minivm.gdb import Connection
 
 needs_gdb = needs("gdb-multiarch", "gdb-multiarch")
 
@@ -103,3 +108,164 @@ def test_ctrl_c_from_gdb_stops_a_spinning_guest():
     assert "Program received signal SIGINT" in output, output
     assert "<main+" in output
     assert stderr.endswith(b"minivm: killed by the debugger\n")
+
+
+# == hostile clients ==============================================================================
+# gdb itself only sends well-formed packets; a raw socket sends the rest.
+
+class RawClient:
+    """The remote protocol by hand: $data#checksum, each side acking with +."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buffer = b""
+
+    def _until(self, marker):
+        while marker not in self.buffer:
+            chunk = self.sock.recv(4096)
+            assert chunk, "the server closed the connection"
+            self.buffer += chunk
+        at = self.buffer.index(marker) + len(marker)
+        data, self.buffer = self.buffer[:at], self.buffer[at:]
+        return data
+
+    def send(self, packet):
+        data = packet.encode("latin-1")
+        self.sock.sendall(b"$" + data + b"#%02x" % (sum(data) & 0xFF))
+
+    def ask(self, packet):
+        """Send one packet; the server's reply (acked)."""
+        self.send(packet)
+        assert self._until(b"+") == b"+"
+        reply = self._until(b"#")
+        while len(self.buffer) < 2:            # the two checksum digits
+            self.buffer += self.sock.recv(2)
+        self.buffer = self.buffer[2:]
+        self.sock.sendall(b"+")
+        assert reply.startswith(b"$")
+        return reply[1:-1].decode("latin-1")
+
+    def drop(self):
+        """Close at once with a reset (SO_LINGER 0), as a crashed client would."""
+        import struct
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+MALFORMED_PACKETS = ["pzz", "p", "P20", "P20=zz", "P20=1234", "mzz,4", "m80000000", "m,",
+                     "m-1,4", "m 80000000,4", "m80000000,0x4", "m80000000,4,4", "M..:zz",
+                     "M80000000,2:zz", "M80000000,2:123", "M80000000,4:00", "X80000000,4:ab",
+                     "Z0", "Z0,", "Z0,zz,4", "z0,80000000", "Z2,80000000,0", "Z0,-4,4",
+                     "Z0,10000000000000000,4", "G00", "qXfer:features:read:target.xml:",
+                     "qXfer:features:read:target.xml:zz,10", "qXfer:features:read:target.xml:0",
+                     "qXfer:features:read:target.xml:0,10,10"]
+
+
+@pytest.mark.parametrize("image", ["hello", "hello-rv32"])
+def test_malformed_packets_get_an_error_reply(image):
+    process, port = start_minivm(firmware(image), "--gdb-wait")
+    client = RawClient(port)
+    replies = {packet: client.ask(packet) for packet in MALFORMED_PACKETS}
+    assert replies == {packet: "E01" for packet in MALFORMED_PACKETS}
+    assert client.ask("m80000000,4") != "E01"           # and the server still answers
+    assert client.ask("m0,4") == "E14"                  # nothing mapped there
+    client.send("k")
+    stdout, stderr = process.communicate(timeout=30)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert process.returncode == 0
+
+
+def test_an_overlong_packet_is_a_clean_detach():
+    process, port = start_minivm(firmware("hello"), "--gdb-wait")
+    client = RawClient(port)
+    client.sock.sendall(b"$" + b"m" * 0x10000)          # never a '#'
+    stdout, stderr = process.communicate(timeout=60)     # gdb gone: the guest runs on
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert stdout.startswith(b"Hello") and process.returncode == 0
+
+
+@pytest.mark.parametrize("packet", ["m80000000,2000", "g", "qXfer:features:read:target.xml:0,3000"])
+def test_a_client_gone_mid_reply_is_a_clean_detach(packet):
+    process, port = start_minivm(firmware("hello"), "--gdb-wait")
+    client = RawClient(port)
+    client.send(packet)
+    assert client._until(b"+") == b"+"                   # the server has the packet...
+    client.drop()                                        # ...and is sending or awaiting our ack
+    stdout, stderr = process.communicate(timeout=60)
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr, stderr.decode()
+    assert stdout.startswith(b"Hello") and process.returncode == 0
+
+
+@needs_gdb
+def test_writing_a_read_only_passthrough_window_is_an_error_for_gdb(tmp_path):
+    """Unicorn would store straight into the PROT_READ mapping: SIGSEGV of the host."""
+    window = tmp_path / "window.bin"
+    window.write_bytes(bytes(range(256)) * 16)
+    path = firmware("hello")
+    process, port = start_minivm(path, "--gdb-wait", "--passthrough", f"{window}@0x40000000,ro")
+    output = gdb(path, port, "set {int}0x40000000 = 0x12345678", "x/1xw 0x40000000", "kill")
+    process.communicate(timeout=30)
+    assert "Cannot access memory at address 0x40000000" in output, output
+    assert "0x40000000:\t0x03020100" in output                  # still the file's bytes
+    assert process.returncode == 0
+    assert window.read_bytes() == bytes(range(256)) * 16
+
+
+# -- the packet parser, fuzzed (in process: the server's handler on a socket pair) ---------------
+
+hex_text = st.one_of(st.integers(0, 2**70).map(lambda n: f"{n:x}"),
+                     st.text(alphabet="0123456789abcdefABCDEFxz-+_ ", max_size=20))
+packets = st.one_of(
+    st.tuples(st.sampled_from(list("gGpPmMXzZcCsSkDHT?") + ["qXfer:features:read:target.xml:",
+                                                              "vCont;", "vCont?", "qSupported",
+                                                              "Z0,", "Z2,", "z0,", "m", "M"]),
+              st.lists(st.one_of(hex_text, st.sampled_from([",", ":", "=", ";", "#", "}"])),
+                       max_size=8)).map(lambda t: t[0] + "".join(t[1])),
+    st.builds(lambda kind, a, n: f"Z{kind},{a:x},{n:x}", st.sampled_from("0123459"),
+              st.one_of(st.integers(0x8000_0000, 0x8000_1000), st.integers(0, 2**66)),
+              st.integers(0, 2**33)),
+    st.builds(lambda c, a, n, d: f"{c}{a:x},{n:x}:{d}", st.sampled_from("MX"),
+              st.one_of(st.sampled_from([0x4000_0000, 0x8000_0000, 0x1000_0000, 0x10_0000]),
+                        st.integers(0, 2**64)),
+              st.integers(0, 64), st.text(alphabet="0123456789abcdef", max_size=64)),
+    st.text(max_size=40))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A machine with a read-only passthrough window, its Debugger talking to
+    one end of a socket pair; the test is the client on the other."""
+    window = tmp_path_factory.mktemp("gdb") / "window.bin"
+    window.write_bytes(bytes(4096))
+    machine = Machine(firmware("hello"), passthrough=[f"{window}@0x40000000,ro"])
+    debugger = machine.attach_debugger(0)
+    server, client = socket.socketpair()
+    debugger.conn = Connection(server)
+    debugger.last_stop = "S05"
+    client.settimeout(10)
+    yield debugger, client, window
+    server.close()
+    client.close()
+    debugger.listener.close()
+
+
+@pytest.mark.fuzz
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(packet=packets)
+def test_random_packets_never_raise(served, packet):
+    debugger, client, window = served
+    client.sendall(b"+")                       # the ack for the reply, if one comes
+    action = debugger.handle(packet)
+    assert action in (None, "continue", "step", "kill", "detach")
+    client.setblocking(False)
+    try:
+        reply = client.recv(1 << 16)
+    except BlockingIOError:
+        reply = b""
+    finally:
+        client.settimeout(10)
+    if reply:
+        assert reply.startswith(b"$") and reply[-3:-2] == b"#"
+    else:                                      # a resume: take back the unused ack
+        debugger.conn._byte()
+    assert window.read_bytes() == bytes(4096)

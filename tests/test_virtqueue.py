@@ -15,7 +15,8 @@ run with a traceback instead of never returning.
 
 Ring addresses (QueueState.desc/avail/used) are in RAM and aligned in all
 but one section ("outside the transport's guarantees"): the transport checks
-them once, when the queue goes live (VirtioMmio._queue_valid).  All the rest
+them once, when the queue goes live (VirtioMmio._queue_problem;
+tests/test_virtio_transport.py fuzzes it).  All the rest
 -- descriptors, avail ring contents, indirect tables, headers -- is hostile
 territory.
 
@@ -39,7 +40,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from minivm.devices import virtio_blk
 from minivm.devices.piodisk import DiskImage
-from minivm.devices.virtqueue import QueueState
+from minivm.devices.virtqueue import QueueState, describe_fault
 
 # -- the twins ------------------------------------------------------------------------------------
 # minivm._fastpath directly, not through minivm.fastpath: MINIVM_PURE must not
@@ -87,7 +88,7 @@ DISK = random.Random(0x5EED).randbytes(SECTORS * SECTOR)
 DESC_AT, AVAIL_AT, USED_AT, HEAP_AT = 0x0, 0x20000, 0x28000, 0x40000
 WATCHDOG = 60                 # seconds one call may take before the run is aborted
 
-Result = namedtuple("Result", "completed moved notify needs_reset low high")
+Result = namedtuple("Result", "completed moved notify needs_reset low high fault")
 
 
 class Guest:
@@ -322,7 +323,7 @@ def invoke(twin, guest, state, image):
     finally:
         faulthandler.cancel_dump_traceback_later()
     assert guest.guards_intact(), "the device wrote outside guest RAM"
-    assert isinstance(out, tuple) and len(out) == 6
+    assert isinstance(out, tuple) and len(out) == 7
     return Result(*out)
 
 
@@ -331,6 +332,7 @@ def call(twin, guest, state, image):
     before = guest.snapshot()
     result = invoke(twin, guest, state, image)
     assert isinstance(result.notify, bool) and isinstance(result.needs_reset, bool)
+    assert (result.fault is not None) == result.needs_reset    # a reset always says why
     assert 0 <= result.completed <= state.size
     # (low, high) must cover every byte the device changed: it drives the
     # translation-cache flush.
@@ -468,6 +470,30 @@ def trailing_zero_length_writable(guest):
                        (ring.alloc(0), 0, True)])
     ring.offer(head)
     return ring, [Req(guest, head, [(data, 512)], status)]
+
+
+def data_above_status(guest, kind, sector):
+    """One request whose data buffer lies above its status byte in RAM, so
+    the range the device reports written shows whether it touched the data."""
+    ring = Ring(guest)
+    header = ring.put(struct.pack("<IIQ", kind, 0, sector))
+    status = ring.put(bytes([POISON]))
+    data = ring.put(bytes([POISON]) * 512)
+    head = ring.chain([(header, 16, False), (data, 512, kind == T_IN), (status, 1, True)])
+    ring.offer(head)
+    return ring, [Req(guest, head, [(data, 512)] if kind == T_IN else [], status)]
+
+
+@scenario()
+def in_last_u64_sector_data_above_status(guest):
+    """Sector 2^64-1: sector + 1 wraps to 0 in 64 bits, which must not pass
+    as "on the disk" (IOERR, and the data buffer untouched)."""
+    return data_above_status(guest, T_IN, U64)
+
+
+@scenario()
+def out_last_u64_sector_data_above_status(guest):
+    return data_above_status(guest, T_OUT, U64)
 
 
 def mixed_batch(ring):
@@ -772,6 +798,24 @@ def header_outside_ram(guest):
                              (data_at(guest), 1, F_WRITE, 0)])
 
 
+def sign_extended(address):
+    """What GCC makes of `(uint64_t)pointer` on RV32 for a pointer >= 2 GiB."""
+    return address | 0xFFFFFFFF_00000000 if address & 0x8000_0000 else address
+
+
+@hostile
+def header_sign_extended(guest):
+    """An RV32 driver's header pointer, sign-extended into the 64-bit addr."""
+    return ring_with(guest, [(sign_extended(header_at(guest, T_FLUSH)), 16, F_NEXT, 1),
+                             (data_at(guest), 1, F_WRITE, 0)])
+
+
+@hostile
+def status_sign_extended(guest):
+    return ring_with(guest, [(header_at(guest, T_FLUSH), 16, F_NEXT, 1),
+                             (sign_extended(data_at(guest)), 1, F_WRITE, 0)])
+
+
 @hostile
 def header_address_overflows(guest):
     return ring_with(guest, [(U64 - 7, 16, F_NEXT, 1), (data_at(guest), 1, F_WRITE, 0)])
@@ -1057,7 +1101,8 @@ IOERR = ["in_past_end", "in_at_end", "in_sector_wraps", "in_sector_wraps_2",
          "in_sector_times_512_wraps", "out_past_end", "out_sector_wraps", "in_not_multiple",
          "in_not_multiple_split", "out_not_multiple", "short_header_12", "short_header_15_split",
          "header_writable", "in_data_readable", "in_with_extra_readable",
-         "out_with_writable_data", "out_read_only"]
+         "out_with_writable_data", "out_read_only", "in_last_u64_sector_data_above_status",
+         "out_last_u64_sector_data_above_status"]
 
 
 @pytest.mark.parametrize("name", IOERR)
@@ -1142,7 +1187,7 @@ def test_same_chain_twice(twin, disk):
 def test_nothing_available(twin, disk):
     ring = Ring(Guest())
     before = ring.guest.snapshot()
-    assert run(twin, ring, disk) == (0, 0, False, False, None, None)
+    assert run(twin, ring, disk) == (0, 0, False, False, None, None, None)
     assert ring.guest.snapshot() == before
     assert (ring.state.last_avail, ring.state.used_idx) == (0, 0)
 
@@ -1150,7 +1195,7 @@ def test_nothing_available(twin, disk):
 def test_a_second_call_finds_nothing_more(twin, disk):
     ring, reqs = build("batch_of_8")
     run(twin, ring, disk)
-    assert run(twin, ring, disk) == (0, 0, False, False, None, None)
+    assert run(twin, ring, disk) == (0, 0, False, False, None, None, None)
     more = ring.request(T_FLUSH)
     ring.offer(more.head)
     assert run(twin, ring, disk)[:4] == (1, 0, True, False)
@@ -1256,9 +1301,44 @@ def test_hostile_ring_asks_for_reset(twin, disk, name):
     ring, _ = build(name)
     before = ring.guest.snapshot()
     result = run(twin, ring, disk)
-    assert result == (0, 0, False, True, None, None)
+    assert result[:6] == (0, 0, False, True, None, None)
     assert ring.guest.snapshot() == before                 # not even a status byte
     assert disk_bytes(disk) == DISK
+
+
+# What the device says about a refused ring: (reason, head, descriptor,
+# indirect, address, length), the reasons numbered as in virtqueue.py.
+OUTSIDE, JUMP, PAST, TOO_LONG, NO_INDIRECT, WITH_NEXT, BAD_TABLE, OVER_4G, NO_STATUS = range(1, 10)
+H = RAM_BASE + HEAP_AT
+FAULTS = {
+    "head_past_table": (PAST, 16, 16, False, None, 16),
+    "next_ffff": (PAST, 0, 0xFFFF, False, None, 16),
+    "self_loop": (TOO_LONG, 0, 0, False, None, None),
+    "header_outside_ram": (OUTSIDE, 0, 0, False, RAM_BASE - 16, 16),
+    "header_sign_extended": (OUTSIDE, 0, 0, False, 0xFFFF_FFFF_8000_0000 + HEAP_AT - 0x1000, 16),
+    "status_sign_extended": (OUTSIDE, 0, 1, False, 0xFFFF_FFFF_8000_0000 + HEAP_AT - 0x800, 1),
+    "avail_idx_jumps": (JUMP, None, None, False, RAM_BASE + AVAIL_AT + 2, 17),
+    "indirect_not_negotiated": (NO_INDIRECT, 0, 0, False, None, None),
+    "indirect_and_next": (WITH_NEXT, 0, 0, False, None, None),
+    "indirect_empty": (BAD_TABLE, 0, 0, False, H + 0x10000, 0),
+    "chain_over_4gib": (OVER_4G, 0, 4095, False, None, None),
+    "no_status_last_readable": (NO_STATUS, 0, None, False, None, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_a_refused_ring_says_where(twin, disk, name):
+    ring, _ = build(name)
+    assert tuple(run(twin, ring, disk).fault) == FAULTS[name]
+
+
+def test_the_fault_line_names_the_descriptor_and_hints_at_sign_extension(twin, disk):
+    ring, _ = build("status_sign_extended")
+    line = describe_fault(run(twin, ring, disk).fault)
+    assert line == ("request at head 0, descriptor 1 of the descriptor table: "
+                    f"{0xFFFF_FFFF_8000_0000 + HEAP_AT - 0x800:#x}+1 is outside guest RAM "
+                    f"(0x{RAM_BASE + HEAP_AT - 0x800:x} sign-extended to 64 bits? "
+                    "cast the pointer through uint32_t)")
 
 
 # == the twins agree ==============================================================================
@@ -1336,7 +1416,7 @@ def test_twins_agree_after_a_short_read(tmp_path):
 
 
 # -- outside the transport's guarantees -----------------------------------------------------------
-# VirtioMmio._queue_valid accepts a queue only if its size is a power of two
+# VirtioMmio._queue_problem accepts a queue only if its size is a power of two
 # and its three rings lie wholly in RAM; process_block_queue is never called
 # otherwise.  Called directly, it must still raise nothing and write nothing
 # outside RAM.
@@ -1565,11 +1645,14 @@ def fuzz_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
-FUZZ = settings(max_examples=300, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+# How many examples, and whether they are random, comes from the hypothesis
+# profile (tests/conftest.py): derandomized by default, HYPOTHESIS_PROFILE=fuzz
+# for a long run.
+FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(spec=fuzz_rings())
 def test_random_rings_on_one_twin(twin, fuzz_dir, spec):
@@ -1594,6 +1677,7 @@ def test_random_rings_on_one_twin(twin, fuzz_dir, spec):
 
 
 @needs_cython
+@pytest.mark.fuzz
 @FUZZ
 @given(spec=fuzz_rings())
 def test_random_rings_twins_agree(fuzz_dir, spec):

@@ -17,7 +17,7 @@ requests go to it with pread/pwrite at their sector.
 import os
 import struct
 
-from minivm.devices.virtqueue import ChainError, GuestMemory, Virtqueue
+from minivm.devices.virtqueue import NO_STATUS_BYTE, ChainError, GuestMemory, Virtqueue
 
 SECTOR = 512
 
@@ -99,11 +99,12 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial, rep
 
     buffer/base: guest RAM and its guest physical address.  fd, sectors,
     read_only, serial: the disk image.  Returns (completed, moved, notify,
-    needs_reset, low, high): requests completed, data bytes moved, whether
-    to interrupt the driver, whether the ring was broken (the device must
-    then ask for a reset), and the lowest and highest guest address written
-    (None, None if none), for the translation-cache flush.  report, if
-    given, hears of each request served (the trace's virtio lines)."""
+    needs_reset, low, high, fault): requests completed, data bytes moved,
+    whether to interrupt the driver, whether the ring was broken (the
+    device must then ask for a reset), the lowest and highest guest address
+    written (None, None if none), for the translation-cache flush, and,
+    for a broken ring, what broke it (a virtqueue.Fault; else None).
+    report, if given, hears of each request served (the trace's virtio lines)."""
     memory = GuestMemory(buffer, base)
     queue = Virtqueue(memory, state)
     old_used_idx = state.used_idx
@@ -114,8 +115,11 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial, rep
         for _ in range(queue.pending()):
             head = queue.take()
             buffers = queue.chain(head)
-            length, data = serve_request(memory, buffers, fd, sectors, read_only, serial,
-                                         written)
+            try:
+                length, data = serve_request(memory, buffers, fd, sectors, read_only, serial,
+                                             written)
+            except ChainError as error:
+                raise error.at(head)
             if report is not None:
                 report(head, *describe_request(memory, buffers))
             written.add(queue.put_used(head, length), 8)
@@ -123,9 +127,9 @@ def process_block_queue(buffer, base, state, fd, sectors, read_only, serial, rep
             moved += data
         if completed:
             notify = queue.publish(old_used_idx, written.add)
-    except ChainError:
-        return completed, moved, False, True, written.low, written.high
-    return completed, moved, notify, False, written.low, written.high
+    except ChainError as error:
+        return completed, moved, False, True, written.low, written.high, error.fault()
+    return completed, moved, notify, False, written.low, written.high, None
 
 
 class WrittenRange:
@@ -168,7 +172,7 @@ def split_chain(buffers):
     first_writable = next((i for i, b in enumerate(buffers) if b.writable), len(buffers))
     readable, writable = buffers[:first_writable], buffers[first_writable:]
     if not writable or any(not b.writable for b in writable):
-        raise ChainError("no status byte the device may write")
+        raise ChainError(NO_STATUS_BYTE)
     return readable, writable
 
 
@@ -177,7 +181,7 @@ def last_byte(writable):
     for buffer in reversed(writable):
         if buffer.length:
             return buffer.address + buffer.length - 1
-    raise ChainError("the writable part has no byte for the status")
+    raise ChainError(NO_STATUS_BYTE)
 
 
 def request_status(memory, readable, writable, fd, sectors, read_only, serial, written):
@@ -220,7 +224,9 @@ def request_status(memory, readable, writable, fd, sectors, read_only, serial, w
 
 
 def in_range(sector, length, sectors):
-    return length % SECTOR == 0 and sector + length // SECTOR <= sectors
+    """Whole sectors, all on the disk.  Written so that no sum can pass 2^64
+    (the Cython twin computes in 64 bits, where sector + count would wrap)."""
+    return length % SECTOR == 0 and sector <= sectors and length // SECTOR <= sectors - sector
 
 
 def gather(memory, buffers, skip, length):

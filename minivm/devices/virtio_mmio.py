@@ -9,7 +9,7 @@ a notify starts; the transport does the rest: feature negotiation, the
 status state machine, queue setup, interrupts.
 """
 from minivm.devices.device import Device
-from minivm.devices.virtqueue import QueueState
+from minivm.devices.virtqueue import QueueState, describe_fault, outside_ram
 
 # -- registers (offsets; all 32-bit except the config space) ------------------------
 MAGIC_VALUE = 0x000          # "virt"
@@ -92,16 +92,20 @@ class Queue:
 class VirtioMmio(Device):
     REGISTERS = REGISTERS
 
-    def __init__(self, backend=None, legacy=False, memory=None, irq=None, on_dma=None):
+    def __init__(self, backend=None, legacy=False, memory=None, irq=None, on_dma=None,
+                 on_fault=None):
         """backend: the device (None for an empty slot).  memory: the guest RAM
         (a minivm.bus.Ram).  irq(level) drives the interrupt line.
-        on_dma(low, high) is told which guest range a notify wrote."""
+        on_dma(low, high) is told which guest range a notify wrote.
+        on_fault(text) hears, in one line, why the device refused a queue or
+        set DEVICE_NEEDS_RESET: the guest's driver only sees a status bit."""
         super().__init__()
         self.backend = backend
         self.legacy = legacy
         self.memory = memory
         self.irq = irq or (lambda level: None)
         self.on_dma = on_dma or (lambda low, high: None)
+        self.on_fault = on_fault or (lambda text: None)
         self.notifies = 0            # QueueNotify writes that found requests
         self.requests = 0            # requests completed
         self.reset()
@@ -246,34 +250,55 @@ class VirtioMmio(Device):
         if not live:
             self.queue_states.pop(index, None)
             return
-        if self.legacy:
-            # Legacy layout: descriptors, then the available ring, then the
-            # used ring at the next QueueAlign boundary, from QueuePFN pages.
-            desc = queue.pfn * self.guest_page_size
-            avail = desc + 16 * queue.num
-            used = -(-(avail + 6 + 2 * queue.num) // queue.align) * queue.align
-        else:
-            desc, avail, used = queue.desc, queue.driver, queue.device
+        problem = self._legacy_layout_problem(queue) if self.legacy else None
+        if problem is None:
+            desc, avail, used = self._legacy_rings(queue) if self.legacy else \
+                (queue.desc, queue.driver, queue.device)
+            problem = self._queue_problem(queue.num, desc, avail, used)
+        if problem is not None:
+            return self._needs_reset(f"queue {index} refused: {problem}")
         self.queue_states[index] = QueueState(
             queue.num, desc, avail, used,
             event_idx=self._negotiated(VIRTIO_F_RING_EVENT_IDX),
             indirect=self._negotiated(VIRTIO_F_RING_INDIRECT_DESC))
-        if not self._queue_valid(queue.num, desc, avail, used):
-            self._needs_reset()
 
-    def _queue_valid(self, size, desc, avail, used):
-        """Checked once, when the queue goes live (Firecracker's Queue::is_valid)."""
-        ram = self.memory
-        return (0 < size <= self.backend.queue_size_max and size & (size - 1) == 0
-                and desc % 16 == 0 and avail % 2 == 0 and used % 4 == 0
-                and ram.contains(desc, 16 * size) and ram.contains(avail, 6 + 2 * size)
-                and ram.contains(used, 6 + 8 * size))
+    def _legacy_layout_problem(self, queue):
+        """The legacy interface says both units "should be a power of 2"; a
+        driver that writes anything else (0, say) gets DEVICE_NEEDS_RESET
+        rather than a queue at an address nobody meant."""
+        if not is_power_of_two(self.guest_page_size):
+            return f"GuestPageSize {self.guest_page_size} is not a power of two"
+        if not is_power_of_two(queue.align):
+            return f"QueueAlign {queue.align} is not a power of two"
+        return None
+
+    def _legacy_rings(self, queue):
+        """Legacy layout: descriptors, then the available ring, then the
+        used ring at the next QueueAlign boundary, from QueuePFN pages."""
+        desc = queue.pfn * self.guest_page_size
+        avail = desc + 16 * queue.num
+        used = -(-(avail + 6 + 2 * queue.num) // queue.align) * queue.align
+        return desc, avail, used
+
+    def _queue_problem(self, size, desc, avail, used):
+        """Checked once, when the queue goes live (Firecracker's Queue::is_valid):
+        why the queue cannot be used, or None."""
+        if not (0 < size <= self.backend.queue_size_max and is_power_of_two(size)):
+            return f"QueueNum {size} is not a power of two up to {self.backend.queue_size_max}"
+        for name, address, length, align in (("descriptor table", desc, 16 * size, 16),
+                                             ("available ring", avail, 6 + 2 * size, 2),
+                                             ("used ring", used, 6 + 8 * size, 4)):
+            if address % align:
+                return f"{name} at {address:#x} is not {align}-byte aligned"
+            if not self.memory.contains(address, length):
+                return f"{name}: {outside_ram(address, length)}"
+        return None
 
     def _notify(self, index):
         state = self.queue_states.get(index)
         if state is None or not self.status & DRIVER_OK or self.status & DEVICE_NEEDS_RESET:
             return
-        completed, moved, notify, broken, low, high = self.backend.process(
+        completed, moved, notify, broken, low, high, fault = self.backend.process(
             self.memory.buffer, self.memory.base, state)
         if completed:
             self.notifies += 1
@@ -282,13 +307,14 @@ class VirtioMmio(Device):
         if low is not None:
             self.on_dma(low, high)
         if broken:
-            return self._needs_reset()
+            return self._needs_reset(describe_fault(fault))
         if notify:
             self.interrupt_status |= INTERRUPT_USED_BUFFER
             self.update_irq()
 
-    def _needs_reset(self):
-        """The driver broke the rules: stop, and tell it (spec 2.1.2)."""
+    def _needs_reset(self, why):
+        """The driver broke the rules: stop, tell it (spec 2.1.2), and say why."""
+        self.on_fault(f"DEVICE_NEEDS_RESET: {why}")
         self.status |= DEVICE_NEEDS_RESET
         if self.status & DRIVER_OK:
             self.interrupt_status |= INTERRUPT_CONFIG_CHANGE
@@ -306,3 +332,7 @@ class VirtioMmio(Device):
 
     def update_irq(self):
         self.irq(bool(self.interrupt_status))
+
+
+def is_power_of_two(value):
+    return value > 0 and value & (value - 1) == 0

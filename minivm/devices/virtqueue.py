@@ -17,8 +17,11 @@ Firecracker's queue.rs do the same): an index past the table, an address or
 length outside RAM or overflowing, a loop, a chain longer than the queue,
 an indirect table that is misaligned, nested, empty or oversized, or the
 flags INDIRECT and NEXT together.  Each is a `ChainError`; the device then
-cannot trust the ring and must ask for a reset (DEVICE_NEEDS_RESET).
-minivm/_fastpath.pyx is the same walker in Cython; they must agree exactly.
+cannot trust the ring and must ask for a reset (DEVICE_NEEDS_RESET), and
+minivm says why on stderr (`describe_fault`): a driver left waiting for a
+request that never completes is the hardest bug a student meets.
+minivm/_fastpath.pyx is the same walker in Cython; they must agree exactly,
+down to the fault they report.
 """
 import struct
 from collections import namedtuple
@@ -34,8 +37,96 @@ MAX_INDIRECT = 1024      # descriptors in one indirect table, at most
 Buffer = namedtuple("Buffer", "address length writable")
 
 
+# Why a ring was refused: ChainError.reason.  minivm/_fastpath.pyx reports
+# the same numbers.  {address:#x}, {length}, {descriptor} are the fault's fields.
+OUTSIDE_RAM = 1
+AVAIL_IDX_JUMP = 2
+PAST_TABLE = 3
+CHAIN_TOO_LONG = 4
+INDIRECT_REFUSED = 5
+INDIRECT_WITH_NEXT = 6
+BAD_INDIRECT_TABLE = 7
+OVER_4GIB = 8
+NO_STATUS_BYTE = 9
+REASONS = {
+    AVAIL_IDX_JUMP: "avail.idx moved by {length}, more than the queue size",
+    PAST_TABLE: "the index is past the table ({length} entries)",
+    CHAIN_TOO_LONG: "the chain is longer than its table: a loop?",
+    INDIRECT_REFUSED: "INDIRECT inside an indirect table, or not negotiated",
+    INDIRECT_WITH_NEXT: "INDIRECT and NEXT together",
+    BAD_INDIRECT_TABLE: "indirect table at {address:#x}, {length} bytes: "
+                        "misaligned, empty or over 1024 entries",
+    OVER_4GIB: "the chain is longer than 4 GiB",
+    NO_STATUS_BYTE: "no device-writable status byte at its end",
+}
+
+# What a twin returns about a refused ring.  head: the chain it was serving
+# (None for the rings themselves); descriptor: the index it was reading
+# (None for the request as a whole), in the indirect table if `indirect`.
+Fault = namedtuple("Fault", "reason head descriptor indirect address length")
+
+
+# The fields each reason fills in (the others are None).
+ADDRESS_AND_LENGTH = (OUTSIDE_RAM, AVAIL_IDX_JUMP, BAD_INDIRECT_TABLE)
+LENGTH_ONLY = (PAST_TABLE,)
+
+
+def make_fault(reason, head, descriptor, indirect, address, length):
+    """A Fault with only the fields `reason` gives (the Cython twin's way in)."""
+    if reason not in ADDRESS_AND_LENGTH:
+        address = None
+        if reason not in LENGTH_ONLY:
+            length = None
+    return Fault(reason, head, descriptor, indirect, address, length)
+
+
 class ChainError(Exception):
     """The driver broke the rules: the ring can no longer be trusted."""
+
+    def __init__(self, reason, address=None, length=None):
+        super().__init__(reason_text(reason, address, length))
+        self.reason, self.address, self.length = reason, address, length
+        self.head = self.descriptor = None
+        self.indirect = False
+
+    def at(self, head, descriptor=None, indirect=False):
+        """Say where the walk was, unless a deeper frame already did."""
+        if self.head is None:
+            self.head, self.descriptor, self.indirect = head, descriptor, indirect
+        return self
+
+    def fault(self):
+        return Fault(self.reason, self.head, self.descriptor, self.indirect,
+                     self.address, self.length)
+
+
+def outside_ram(address, length):
+    """The words for a guest range outside RAM, with a hint for the commonest
+    cause: an RV32 driver's pointer sign-extended into a 64-bit address (GCC
+    sign-extends `(uint64_t)pointer` on RV32)."""
+    text = f"{address:#x}+{length} is outside guest RAM"
+    if address >> 31 == (1 << 33) - 1:
+        text += (f" (0x{address & 0xFFFFFFFF:x} sign-extended to 64 bits? "
+                 "cast the pointer through uint32_t)")
+    return text
+
+
+def reason_text(reason, address, length):
+    if reason == OUTSIDE_RAM:
+        return outside_ram(address, length)
+    return REASONS[reason].format(address=address or 0, length=length)
+
+
+def describe_fault(fault):
+    """One line for stderr: where in the ring, and what was wrong."""
+    text = reason_text(fault.reason, fault.address, fault.length)
+    if fault.head is None:
+        return f"the rings: {text}"
+    where = f"request at head {fault.head}"
+    if fault.descriptor is not None:
+        table = "indirect table" if fault.indirect else "descriptor table"
+        where += f", descriptor {fault.descriptor} of the {table}"
+    return f"{where}: {text}"
 
 
 class QueueState:
@@ -63,7 +154,7 @@ class GuestMemory:
     def offset(self, address, length):
         """The buffer offset of [address, address+length), or ChainError."""
         if length < 0 or address < self.base or address - self.base + length > self.size:
-            raise ChainError(f"0x{address:x}+{length} is outside guest RAM")
+            raise ChainError(OUTSIDE_RAM, address, length)
         return address - self.base
 
     def read(self, address, length):
@@ -93,7 +184,7 @@ class Virtqueue:
         state = self.state
         available = (self.memory.u16(state.avail + 2) - state.last_avail) & 0xFFFF
         if available > state.size:
-            raise ChainError(f"avail.idx moved by {available}, more than the queue size")
+            raise ChainError(AVAIL_IDX_JUMP, state.avail + 2, available)
         return available
 
     def take(self):
@@ -114,35 +205,38 @@ class Virtqueue:
         in_indirect = False
         budget = state.size            # a chain cannot be longer than the queue
         total = 0
-        while True:
-            if index >= table_size:
-                raise ChainError(f"descriptor index {index} is past the table ({table_size})")
-            if budget == 0:
-                raise ChainError("chain longer than its table: a loop?")
-            budget -= 1
-            address, length, flags, following = struct.unpack(
-                "<QIHH", self.memory.read(table + DESC_SIZE * index, DESC_SIZE))
-            if flags & DESC_F_INDIRECT:
-                if in_indirect or not state.indirect:
-                    raise ChainError("indirect descriptor inside an indirect table, or not negotiated")
-                if flags & DESC_F_NEXT:
-                    raise ChainError("INDIRECT and NEXT together")
-                if length == 0 or length % DESC_SIZE or length // DESC_SIZE > MAX_INDIRECT \
-                        or address % DESC_SIZE:
-                    raise ChainError(f"bad indirect table at 0x{address:x}, {length} bytes")
-                self.memory.offset(address, length)          # the table is in RAM
-                table, table_size, index = address, length // DESC_SIZE, 0
-                budget = table_size
-                in_indirect = True
-                continue
-            self.memory.offset(address, length)               # the buffer is in RAM
-            total += length
-            if total > 0xFFFFFFFF:
-                raise ChainError("chain longer than 4 GiB")
-            buffers.append(Buffer(address, length, bool(flags & DESC_F_WRITE)))
-            if not flags & DESC_F_NEXT:
-                return buffers
-            index = following
+        try:
+            while True:
+                if index >= table_size:
+                    raise ChainError(PAST_TABLE, length=table_size)
+                if budget == 0:
+                    raise ChainError(CHAIN_TOO_LONG)
+                budget -= 1
+                address, length, flags, following = struct.unpack(
+                    "<QIHH", self.memory.read(table + DESC_SIZE * index, DESC_SIZE))
+                if flags & DESC_F_INDIRECT:
+                    if in_indirect or not state.indirect:
+                        raise ChainError(INDIRECT_REFUSED)
+                    if flags & DESC_F_NEXT:
+                        raise ChainError(INDIRECT_WITH_NEXT)
+                    if length == 0 or length % DESC_SIZE or length // DESC_SIZE > MAX_INDIRECT \
+                            or address % DESC_SIZE:
+                        raise ChainError(BAD_INDIRECT_TABLE, address, length)
+                    self.memory.offset(address, length)          # the table is in RAM
+                    table, table_size, index = address, length // DESC_SIZE, 0
+                    budget = table_size
+                    in_indirect = True
+                    continue
+                self.memory.offset(address, length)               # the buffer is in RAM
+                total += length
+                if total > 0xFFFFFFFF:
+                    raise ChainError(OVER_4GIB)
+                buffers.append(Buffer(address, length, bool(flags & DESC_F_WRITE)))
+                if not flags & DESC_F_NEXT:
+                    return buffers
+                index = following
+        except ChainError as error:
+            raise error.at(head, index, in_indirect)
 
     # -- the used ring ---------------------------------------------------------------
 
