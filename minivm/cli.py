@@ -29,8 +29,17 @@ def firmware_path(name):
     return name
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (and where to look), not a usage block."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("minivm").strip()     # "run", or "" at the top
+        where = f"{command}: " if command else ""
+        self.exit(2, f"minivm: {where}{message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv=()):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minivm",
         description="An educational RISC-V machine emulator (QEMU virt compatible).")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,7 +48,7 @@ def build_parser(argv=()):
     run.add_argument("firmware", nargs="?", default=DEFAULT_FIRMWARE,
                      help="ELF file, or the name of a built-in image (default: hello)")
     run.add_argument("--memory", "-m", default="128M", help="RAM size, e.g. 128M or 1G")
-    run.add_argument("--max-insns", type=_positive_int, metavar="N",
+    run.add_argument("--max-insns", type=_instruction_count, metavar="N",
                      help="stop the guest after N instructions (exit status 124)")
     run.add_argument("--trace", nargs="?", const="all", metavar="LIST",
                      help="print one line per VM exit (to stderr, or --trace-file); "
@@ -60,7 +69,7 @@ def build_parser(argv=()):
     run.add_argument("--break-on", action="append", default=[], metavar="DEVICE[.REGISTER]",
                      help="drop into pdb inside the device model when the guest touches "
                           "it, e.g. uart0.THR or virtio0.QueueNotify (stdin goes to pdb)")
-    run.add_argument("--gdb", type=_positive_int, metavar="PORT",
+    run.add_argument("--gdb", type=_port, metavar="PORT",
                      help="serve gdb's remote protocol on localhost:PORT "
                           "(gdb-multiarch FW.elf -ex 'target remote :PORT')")
     run.add_argument("--gdb-wait", action="store_true",
@@ -102,6 +111,10 @@ def build_parser(argv=()):
     return parser
 
 
+# --input-after holds the file's bytes until the guest prints its marker.
+SCRIPT_INPUT_LIMIT = 16 << 20
+
+
 class ScriptOption(argparse.Action):
     """--expect and --send: kept together, in command-line order."""
 
@@ -122,22 +135,38 @@ def script_from(args):
         return Expect(steps_from_options(args.script))
     if args.input is None:
         raise MinivmError("--input-after needs --input FILE")
-    return Expect([(args.input_after, input_from(args.input).buffer)])
+    keys = input_from(args.input).read_all(SCRIPT_INPUT_LIMIT)
+    if keys is None:
+        raise MinivmError(f"{args.input}: more than {SCRIPT_INPUT_LIMIT >> 20} MiB to type "
+                          f"after --input-after")
+    return Expect([(args.input_after, keys)])
 
 
-def _positive_int(text):
+def _number(text, low, high):
+    """An integer (decimal, or 0x.. hex) from low to high."""
     try:
         value = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not from {low} to {high}")
     return value
+
+
+def _instruction_count(text):
+    return _number(text, 1, (1 << 64) - 1)     # the instruction counter has 64 bits
+
+
+def _port(text):
+    return _number(text, 1, 65535)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if getattr(args, "gdb_wait", False) and not args.gdb:
+        parser.exit(2, "minivm: run: --gdb-wait needs --gdb PORT (see minivm run --help)\n")
     try:
         if args.command == "run":
             return command_run(args)
@@ -157,19 +186,18 @@ def main(argv=None):
 
 
 def command_run(args):
+    import io
+
+    from minivm.console import input_from
     from minivm.machine import Machine, print_stats
 
-    trace = None
-    if args.trace_file:
-        try:
-            trace = open(args.trace_file, "w")
-        except OSError as error:
-            raise MinivmError(f"{args.trace_file}: {error.strerror}")
-    elif args.trace:
-        trace = sys.stderr
+    if sys.stdout is None:
+        raise MinivmError("standard output is closed: the guest's output has nowhere to go")
     if args.trace_file and not args.trace:
         args.trace = "all"
-    from minivm.console import input_from
+    # Nothing is created or truncated before every input has been checked:
+    # the trace's first lines wait in memory until the trace file is opened.
+    trace = io.StringIO() if args.trace_file else sys.stderr if args.trace else None
     # With --break-on, stdin is pdb's: the UART reads --input only.
     source = script_from(args) or input_from(args.input, None if args.break_on else sys.stdin)
     machine = Machine(firmware_path(args.firmware), memory=args.memory,
@@ -179,24 +207,88 @@ def command_run(args):
                       passthrough=args.passthrough, virtio_blk=args.virtio_blk)
     if args.break_on:
         machine.break_on(args.break_on)
+    debugger = None
     if args.gdb:
         try:
             debugger = machine.attach_debugger(args.gdb)
         except OSError as error:
             raise MinivmError(f"gdb port {args.gdb}: {error.strerror}")
+    if args.trace_file:
+        inputs = machine.input_files() + ([args.input] if args.input else [])
+        trace = OutputFile(args.trace_file, inputs, first_lines=trace.getvalue())
+        machine.tracer.out = trace
+    if debugger is not None:
         print(f"minivm: gdb server on localhost:{args.gdb}"
               + (", waiting for gdb" if args.gdb_wait else ""), file=sys.stderr, flush=True)
         debugger.start(args.gdb_wait)
-    with stop_on_interrupt(machine.vcpu), terminal_mode(source):
-        result = machine.run()
-    sys.stdout.flush()
-    if trace is not None and trace is not sys.stderr:
-        trace.close()
+    signals = stop_on_signals(machine.vcpu)
+    result = None
+    try:
+        with signals, terminal_mode(source):
+            result = machine.run()
+    except KeyboardInterrupt:
+        pass                  # a signal outside the guest: ended below, as in the guest
+    finally:
+        machine.sync()        # stores in passthrough windows reach their files, whatever happened
+        if isinstance(trace, OutputFile):
+            trace.close()
+    flush_stdout()
+    if signals.received is not None:
+        print(f"minivm: stopped by {signals.received.name}", file=sys.stderr)
+        return 128 + signals.received
+    if result is None:
+        raise KeyboardInterrupt
     if result.message:
         print(f"minivm: {result.message}", file=sys.stderr)
     if args.stats:
         print_stats(result)
     return result.exit_code
+
+
+def flush_stdout():
+    try:
+        sys.stdout.flush()
+    except OSError as error:
+        raise MinivmError(f"standard output: {error.strerror}") from None
+
+
+class OutputFile:
+    """A file minivm writes (the trace).  It may not be one of the run's
+    inputs (tracing into the firmware would destroy it), and a failed write
+    (a full disk) ends the run with one line."""
+
+    def __init__(self, path, inputs, first_lines=""):
+        import os
+        self.path = path
+        try:
+            target = os.stat(path)
+        except OSError:
+            target = None                      # a new file: it cannot be an input
+        for name in inputs:
+            try:
+                same = target is not None and os.path.samestat(os.stat(name), target)
+            except OSError:
+                same = False
+            if same:
+                raise MinivmError(f"--trace-file {path}: that is {name}, an input of "
+                                  f"this run; not overwriting it")
+        self.stream = self._do(open, path, "w")
+        self.write(first_lines)
+
+    def _do(self, operation, *args):
+        try:
+            return operation(*args)
+        except OSError as error:
+            raise MinivmError(f"{self.path}: {error.strerror}") from None
+
+    def write(self, text):
+        self._do(self.stream.write, text)
+
+    def flush(self):
+        self._do(self.stream.flush)
+
+    def close(self):
+        self._do(self.stream.close)
 
 
 def command_info(args):
@@ -223,32 +315,45 @@ def terminal_mode(source):
     return source if getattr(source, "interactive", False) else contextlib.nullcontext()
 
 
-class stop_on_interrupt:
-    """Make Ctrl-C stop the guest even while it runs inside Unicorn.
+class stop_on_signals:
+    """Make Ctrl-C, SIGTERM and SIGHUP stop the guest even while it runs
+    inside Unicorn, so the run ends cleanly (passthrough windows synced).
 
     Python runs signal handlers only between bytecodes, and a guest in a
     tight loop never returns to Python.  Python's C-level handler does
     write the signal number to a wakeup fd at once, so a helper thread
     waits on that fd and stops the vCPU; run() then returns INTERRUPTED.
+    SIGTERM and SIGHUP are then handled like Ctrl-C (a KeyboardInterrupt,
+    which also ends a wait for input); `received` says which one came.
     """
+
+    STOPPING = ("SIGTERM", "SIGHUP")
 
     def __init__(self, vcpu):
         self.vcpu = vcpu
+        self.received = None
+        self.active = False
 
     def __enter__(self):
         import os
         import signal
         import threading
         if threading.current_thread() is not threading.main_thread():
-            self.active = False
             return self
         self.active = True
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.write_fd, False)
         self.previous = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        self.handlers = {number: signal.signal(number, self._on_signal)
+                         for number in map(signal.Signals.__getitem__, self.STOPPING)}
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
         return self
+
+    def _on_signal(self, number, frame):
+        import signal
+        self.received = signal.Signals(number)
+        raise KeyboardInterrupt
 
     def _watch(self):
         import os
@@ -262,6 +367,8 @@ class stop_on_interrupt:
         import os
         import signal
         if self.active:
+            for number, handler in self.handlers.items():
+                signal.signal(number, handler)
             signal.set_wakeup_fd(self.previous)
             os.close(self.write_fd)
             self.thread.join()

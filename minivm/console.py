@@ -36,15 +36,23 @@ class Console:
             self.stream.write(data)
             if b"\n" in data:   # line-buffered: output appears as the guest writes lines
                 self.stream.flush()
-        except BrokenPipeError:
-            self._reader_went_away()
+        except OSError as error:
+            self._write_failed(error)
 
     def flush(self):
         if self.stream is not None:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
-                self._reader_went_away()
+            except OSError as error:
+                self._write_failed(error)
+
+    def _write_failed(self, error):
+        self._reader_went_away()
+        if not isinstance(error, BrokenPipeError):
+            # A full disk, a closed terminal: the output is lost, so the run
+            # must not look as if it went well.
+            from minivm.errors import MinivmError
+            raise MinivmError(f"standard output: {error.strerror}") from None
 
     def _reader_went_away(self):
         # `minivm run | head` closes the pipe early; like a real serial line
@@ -78,6 +86,16 @@ class ByteInput:
             self.exhausted = True
             return None
         return self.buffer.pop(0)
+
+    def read_all(self, limit):
+        """All that is left, for a script that types it later; None if it is
+        more than `limit` bytes (a stream such as /dev/zero never ends)."""
+        while self.fd is not None and len(self.buffer) <= limit:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                self.fd = None
+            self.buffer += chunk
+        return bytes(self.buffer) if len(self.buffer) <= limit else None
 
 
 class TerminalInput:
@@ -130,13 +148,13 @@ class TerminalInput:
 
 def input_from(path=None, stdin=None):
     """The input source for a run: --input PATH, else stdin (unless it is empty)."""
-    from minivm.errors import MinivmError
     if path is not None:
-        try:
-            with open(path, "rb") as stream:
-                return ByteInput(stream.read())
-        except OSError as error:
-            raise MinivmError(f"{path}: {error.strerror}") from None
+        # Read as the UART takes it, never whole: the file may be 4 GiB,
+        # /dev/zero or a FIFO (one that nobody writes is at its end at once).
+        from minivm import hostfiles
+        fd, _ = hostfiles.open_host_file(path, what="input file", kinds=(
+            hostfiles.REGULAR, hostfiles.BLOCK, hostfiles.STREAM))
+        return ByteInput(fd=fd)
     if stdin is None:
         return None
     try:

@@ -11,6 +11,11 @@ from collections import namedtuple
 from minivm import elfcache as cache
 from minivm.errors import MinivmError
 
+# An ELF file larger than this is refused before it is read (a kernel with
+# full debug information is a few hundred MiB).
+MAX_IMAGE_BYTES = 512 << 20
+
+
 class Symbols:
     """Function and object symbols, for turning addresses into names."""
 
@@ -50,11 +55,7 @@ Program = namedtuple("Program", "path xlen entry segments symbols")
 
 def read_program(path):
     """Parse an ELF file: its loadable segments, entry point and symbols."""
-    try:
-        with open(path, "rb") as stream:
-            image = stream.read()
-    except OSError as error:
-        raise MinivmError(f"{path}: {error.strerror}") from None
+    image = _read_image(path)
     if image[:4] != b"\x7fELF":
         raise MinivmError(f"{path}: not an ELF file")
     cached = cache.load(image)
@@ -65,40 +66,68 @@ def read_program(path):
     return Program(str(path), xlen, entry, segments, symbols)
 
 
+def _read_image(path):
+    """The file's bytes: a regular file of at most MAX_IMAGE_BYTES (not a
+    FIFO, not /dev/zero, which would never end)."""
+    from minivm import hostfiles
+    fd, info = hostfiles.open_host_file(path, what="firmware image")
+    with open(fd, "rb") as stream:
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise MinivmError(f"{path}: {info.st_size} bytes, larger than any firmware "
+                              f"image minivm loads ({MAX_IMAGE_BYTES >> 20} MiB)")
+        try:
+            return stream.read(MAX_IMAGE_BYTES)
+        except OSError as error:
+            raise MinivmError(f"{path}: {error.strerror}") from None
+
+
 def _parse(path, image):
     import io
 
     from elftools.common.exceptions import ELFError
+    from elftools.construct import ConstructError
     from elftools.elf.elffile import ELFFile
 
     try:
         elf = ELFFile(io.BytesIO(image))
         if elf["e_machine"] != "EM_RISCV":
             raise MinivmError(f"{path}: ELF for {elf['e_machine']}, not RISC-V")
-        return elf.elfclass, elf["e_entry"], _loadable_segments(elf, path), _symbols(elf)
-    except (ELFError, ValueError, KeyError) as error:  # pyelftools on a damaged file
+        return elf.elfclass, elf["e_entry"], _loadable_segments(elf, image, path), _symbols(elf)
+    # pyelftools on a damaged file: its own errors, or Python's when a field
+    # holds a number no real file has (an offset past 2**63, a bad enum).
+    except (ELFError, ConstructError, ValueError, KeyError, IndexError,
+            OverflowError) as error:
         raise MinivmError(f"{path}: damaged ELF file ({error})") from None
 
 
-def _loadable_segments(elf, path):
+def _loadable_segments(elf, image, path):
     headers_end = max(elf["e_ehsize"], elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"])
     segments = []
     for segment in elf.iter_segments():
         if segment["p_type"] != "PT_LOAD" or segment["p_memsz"] == 0:
             continue   # a zero-size PT_LOAD loads nothing (some linkers emit them)
-        header_bytes = max(0, headers_end - segment["p_offset"])
-        segments.append(Segment(segment["p_paddr"], segment.data(), segment["p_memsz"],
-                                min(header_bytes, segment["p_filesz"])))
+        offset, file_size = segment["p_offset"], segment["p_filesz"]
+        if file_size > segment["p_memsz"]:
+            raise MinivmError(f"{path}: damaged ELF file (a segment's file size 0x{file_size:x} "
+                              f"exceeds its memory size 0x{segment['p_memsz']:x})")
+        if offset + file_size > len(image):
+            raise MinivmError(f"{path}: damaged ELF file (a segment's bytes at 0x{offset:x}"
+                              f"+0x{file_size:x} lie past the end of the file)")
+        header_bytes = max(0, headers_end - offset)
+        segments.append(Segment(segment["p_paddr"], image[offset:offset + file_size],
+                                segment["p_memsz"], min(header_bytes, file_size)))
     if not segments:
         raise MinivmError(f"{path}: ELF file has no loadable segment")
     return segments
 
 
 def _symbols(elf):
+    from elftools.elf.sections import SymbolTableSection
+
     symbols = Symbols()
     table = elf.get_section_by_name(".symtab")
-    if table is None:
-        return symbols
+    if not isinstance(table, SymbolTableSection):
+        return symbols     # none, or a section of another type under that name: no names
     for symbol in table.iter_symbols():
         if symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
                 and symbol.name and symbol["st_shndx"] != "SHN_UNDEF" \

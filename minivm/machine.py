@@ -29,6 +29,7 @@ from minivm.devices.virtio_blk import VirtioBlk
 from minivm.devices.virtio_mmio import VirtioMmio
 from minivm.errors import MinivmError
 from minivm.expect import Expect
+from minivm.hostfiles import split_option
 from minivm.loader import load_program, read_program
 
 # size is None for RAM: each machine chooses its own (--memory).
@@ -52,6 +53,8 @@ MEMORY_MAP = {
 PLIC_CONTEXT_INTERRUPTS = {0: traps.MEI, 1: traps.SEI}
 
 VIRTIO_SLOTS = 8
+# Physical address bits a hart can reach (Sv39 and Sv32 page-table entries).
+PHYSICAL_ADDRESS_BITS = {64: 56, 32: 34}
 DEFAULT_MEMORY = 128 << 20
 MAX_MEMORY = 16 << 30
 
@@ -93,7 +96,7 @@ class RunResult:
 
 def virtio_disk_from_option(text):
     """`IMAGE[,ro][,legacy]`, as --virtio-blk takes it: (DiskImage, legacy)."""
-    path, *options = text.split(",")
+    path, options = split_option(text)
     if not path or any(option not in ("ro", "legacy") for option in options):
         raise MinivmError(f"bad virtio-blk {text!r}: use IMAGE[,ro][,legacy]")
     return DiskImage(path, read_only="ro" in options), "legacy" in options
@@ -111,7 +114,7 @@ def parse_memory(text):
     """QEMU-style sizes: 128M, 1G, 64MiB, or a plain number of MiB."""
     units = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     value = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    number, unit = (value[:-1], value[-1]) if value[-1:] in "KMG" else (value, "")
+    number, unit = (value[:-1], value[-1]) if value[-1:] in ("K", "M", "G") else (value, "")
     try:
         size = int(number) * units[unit]
     except ValueError:
@@ -166,6 +169,8 @@ class Machine:
         self.last_trap = None           # ...and why: (cause, epc, tval)
         self.disk_image = DiskImage.from_option(os.fspath(disk)) if disk is not None else None
         self.windows = [PassthroughWindow.from_option(option) for option in passthrough]
+        for window in self.windows:
+            window.check_address_width(PHYSICAL_ADDRESS_BITS[self.program.xlen])
         if len(virtio_blk) > VIRTIO_SLOTS:
             raise MinivmError(f"at most {VIRTIO_SLOTS} virtio devices")
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
@@ -521,8 +526,7 @@ class Machine:
         self._trace_exit(exit, message)
         if self.debugger is not None:
             self.debugger.finished(exit_code)
-        for window in self.windows:
-            window.sync()
+        self.sync()
         clean = exit.reason is ExitReason.FINISH
         counter = self.vcpu.clocks.instructions
         return RunResult(
@@ -557,6 +561,18 @@ class Machine:
             report[f"passthrough{number}"] = {"traps": 0, "bytes": None, "registers": {},
                                              "kind": "passthrough"}
         return report
+
+    def input_files(self):
+        """Every host file this machine reads: firmware, disk images, passthrough files."""
+        images = [self.disk_image] if self.disk_image is not None else []
+        images += [image for image, _ in self.virtio_disks]
+        return ([self.program.path] + [image.path for image in images]
+                + [window.path for window in self.windows])
+
+    def sync(self):
+        """Push the guest's stores in read-write passthrough windows to their files."""
+        for window in self.windows:
+            window.sync()
 
     def memory_map(self):
         """(name, base, size, irq) for every region of this machine, by address."""

@@ -1,5 +1,11 @@
-"""The command line as a user meets it: defaults, exit statuses, one-line errors."""
+"""The command line as a user meets it: defaults, exit statuses, one-line
+errors; hostile flags and files (a trace file naming an input, /dev/full, a
+closed stdout, FIFOs, signals); the option parsers fuzzed."""
+import os
+import signal
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -91,7 +97,7 @@ def test_segment_outside_ram(tmp_path):
     assert_one_line_error(minivm("run", path), "outside RAM")
 
 
-@pytest.mark.parametrize("size", ["0", "-5M", "lots", "12345K", "64T", "1.5G", "64G"])
+@pytest.mark.parametrize("size", ["0", "-5M", "lots", "12345K", "64T", "1.5G", "64G", "", "M"])
 def test_bad_memory_size(size):
     assert_one_line_error(minivm("run", f"--memory={size}"), "memory size")
 
@@ -137,3 +143,175 @@ def test_ctrl_c_stops_a_guest_spinning_inside_unicorn():
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 130
     assert stderr.decode() == "minivm: interrupted\n"
+
+
+# -- flags: every mistake is one line and a hint, never a usage block or a traceback ----
+
+def assert_usage_error(done, *words):
+    assert_one_line_error(done, "--help", *words)
+    assert "usage:" not in done.stderr.decode()
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["run", "--badflag"], ["unrecognized arguments: --badflag"]),
+    (["run", "--memory"], ["--memory", "expected one argument"]),
+    (["frob"], ["invalid choice: 'frob'"]),
+    ([], ["required"]),
+    (["run", "--gdb", "70000"], ["--gdb", "65535"]),
+    (["run", "--gdb", "0"], ["--gdb"]),
+    (["run", "--gdb", "port"], ["--gdb", "not a number"]),
+    (["run", "--max-insns", str(1 << 64)], ["--max-insns", str((1 << 64) - 1)]),
+    (["run", "--max-insns", "0"], ["--max-insns"]),
+    (["run", "--gdb-wait"], ["--gdb-wait needs --gdb"]),
+])
+def test_bad_flags(argv, words):
+    assert_usage_error(minivm(*argv), *words)
+
+
+def test_largest_instruction_budget_is_accepted():
+    done = minivm("run", "--max-insns", str((1 << 64) - 1))
+    assert (done.stdout, done.returncode) == oracle.golden(firmware("hello"))
+
+
+# -- the trace file: created only once every input was checked, never over an input -----
+
+@pytest.mark.parametrize("mistake", [
+    ["nope.elf"], ["hello", "--memory", "lots"], ["hello", "--break-on", "nodevice"],
+    ["hello", "--disk", "missing.img"]])
+def test_refused_run_leaves_the_trace_file_alone(tmp_path, mistake):
+    created, kept = tmp_path / "new.trace", tmp_path / "old.trace"
+    kept.write_text("yesterday's trace\n")
+    for trace in (created, kept):
+        args = [tmp_path / word if word.endswith((".elf", ".img")) else word for word in mistake]
+        assert minivm("run", *args, "--trace-file", trace).returncode == 2
+    assert not created.exists()
+    assert kept.read_text() == "yesterday's trace\n"
+
+
+@pytest.mark.parametrize("role", ["firmware", "disk", "virtio", "passthrough", "input"])
+def test_trace_file_naming_an_input_is_refused(tmp_path, role):
+    elf = tmp_path / "hello.elf"
+    elf.write_bytes(firmware("hello").read_bytes())
+    image = tmp_path / "data.img"
+    image.write_bytes(os.urandom(64 * 1024))
+    option = {"firmware": [], "disk": ["--disk", image], "virtio": ["--virtio-blk", image],
+              "passthrough": ["--passthrough", f"{image}@0x40000000"],
+              "input": ["--input", image]}[role]
+    victim = elf if role == "firmware" else image
+    before = victim.read_bytes()
+    other_name = tmp_path / "." / victim.name          # the same file by another path
+    done = minivm("run", elf, *option, "--trace-file", other_name)
+    assert_one_line_error(done, "an input of this run")
+    assert victim.read_bytes() == before
+
+
+def test_trace_file_gets_the_whole_trace(tmp_path):
+    trace = tmp_path / "t.trace"
+    image = tmp_path / "window.bin"
+    image.write_bytes(bytes(4096))
+    done = minivm("run", "--trace-file", trace, "--passthrough", f"{image}@0x40000000")
+    assert done.returncode == 0
+    lines = trace.read_text().splitlines()
+    assert "MAP    passthrough0" in lines[0]               # written before the file existed
+    assert sum("uart0.THR" in line for line in lines) == len(oracle.golden(firmware("hello"))[0])
+
+
+# -- outputs that fail: one line, not a traceback ---------------------------------------
+
+def run_with_stdout(stdout, *args):
+    return subprocess.run([sys.executable, "-m", "minivm", "run", *map(str, args)],
+                          stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                          timeout=120)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
+def test_stdout_on_a_full_disk():
+    with open("/dev/full", "wb") as full:
+        assert_one_line_error(run_with_stdout(full), "standard output", os.strerror(28))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
+def test_trace_file_on_a_full_disk():
+    done = minivm("run", "--trace-file", "/dev/full")
+    assert_one_line_error(done, "/dev/full", os.strerror(28))
+
+
+def test_closed_stdout():
+    done = subprocess.run([sys.executable, "-c",
+                           "import os, sys; os.close(1); sys.stdout = None; "
+                           "from minivm.cli import main; sys.exit(main(['run']))"],
+                          stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    assert_one_line_error(done, "standard output is closed")
+
+
+# -- inputs that never end or never start ---------------------------------------------
+
+def test_fifo_nobody_writes_is_refused_as_firmware_and_ends_at_once_as_input(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert_one_line_error(minivm("run", fifo, timeout=60), "not a regular file")
+    done = minivm("run", "uart_echo", "--input", fifo, timeout=60)
+    assert done.returncode == 125 and b"guest halted (wfi)" in done.stderr   # input over
+
+
+def test_endless_input_is_read_as_the_uart_takes_it(tmp_path):
+    # Read whole, /dev/zero or a 4 GiB file would take all memory (here: past
+    # a 2 GiB address-space limit, a MemoryError).
+    import resource
+    sparse = tmp_path / "4g.bin"
+    with open(sparse, "wb") as stream:
+        stream.truncate(4 << 30)
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    for source in ("/dev/zero", sparse):
+        done = subprocess.run([sys.executable, "-m", "minivm", "run", "uart_echo", "--input",
+                               str(source), "--max-insns", "5000000"], capture_output=True,
+                              stdin=subprocess.DEVNULL, preexec_fn=limit_memory, timeout=120)
+        assert done.returncode == 124, done.stderr.decode()
+        assert done.stdout.startswith(b"uart_echo: type away, q quits\n\0\0")
+
+
+# -- signals: a clean end, windows synced -----------------------------------------------
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_the_run_cleanly(tmp_path, number):
+    window = tmp_path / "window.bin"
+    window.write_bytes(bytes(4096))
+    process = subprocess.Popen([sys.executable, "-m", "minivm", "run", "spin", "--stats",
+                                "--passthrough", f"{window}@0x40000000"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"spinning forever\n"
+        process.send_signal(number)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + number
+    assert stderr.decode() == f"minivm: stopped by {signal.Signals(number).name}\n"
+
+
+# -- the finisher: a FAIL never exits 0 ---------------------------------------------------
+
+def finisher_store(value):
+    """RV64 code: store `value` (a 32-bit constant) to the finisher, then spin."""
+    upper, lower = (value + 0x800) >> 12, value & 0xFFF
+    lower -= 0x1000 if lower >= 0x800 else 0
+    return struct.pack("<5I",
+                       0x001002B7,                                     # lui t0, 0x100
+                       (upper << 12 & 0xFFFFF000) | 6 << 7 | 0x37,     # lui t1, upper
+                       (lower & 0xFFF) << 20 | 6 << 15 | 6 << 7 | 0x13,  # addi t1, t1, lower
+                       6 << 20 | 5 << 15 | 2 << 12 | 0x23,             # sw t1, 0(t0)
+                       0x0000006F)                                     # j .
+
+
+@pytest.mark.parametrize("code,status", [(3, 3), (255, 255), (256, 1), (512, 1), (0, 1),
+                                         (257, 257)])
+def test_fail_code_that_would_exit_0_exits_1(code, status):
+    from minivm.machine import Machine
+    machine = Machine(firmware("hello"))
+    machine.ram.write(machine.program.entry, finisher_store(code << 16 | 0x3333))
+    assert machine.run(max_insns=100).exit_code == status

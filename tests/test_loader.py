@@ -1,14 +1,18 @@
 """The ELF loader on real-world layouts: header segments below RAM,
-zero-size segments, symbols, and the parse cache."""
+zero-size segments, symbols, and the parse cache; on damaged images, made
+by hand and by hypothesis from the committed ones."""
+import os
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import oracle
 from conftest import firmware
 from minivm import elfcache
+from minivm.bus import Ram
 from minivm.errors import MinivmError
-from minivm.loader import read_program
+from minivm.loader import load_program, read_program
 from minivm.machine import Machine
 
 PT_LOAD = 1
@@ -99,3 +103,123 @@ def test_damaged_cache_entry_is_reparsed(tmp_path, monkeypatch):
     entry.write_bytes(b"garbage")
     assert read_program(firmware("hello")).entry == RAM_BASE
     assert elfcache.load(firmware("hello").read_bytes()) is not None   # rewritten whole
+
+
+# -- damaged images: one line (a MinivmError), never a traceback ---------------------
+
+def section_headers(data):
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shentsize, shnum = struct.unpack_from("<HH", data, 58)
+    return [shoff + index * shentsize for index in range(shnum)]
+
+
+def damaged(tmp_path, poke):
+    data = bytearray(firmware("hello").read_bytes())
+    poke(data)
+    path = tmp_path / "damaged.elf"
+    path.write_bytes(data)
+    return path
+
+
+def file_size_above_memory_size(data):
+    entry = load_header(data)
+    memsz, = struct.unpack_from("<Q", data, entry + 40)
+    struct.pack_into("<Q", data, entry + 32, memsz + 0x1000)      # p_filesz
+
+
+def offset_past_two_to_the_63(data):
+    struct.pack_into("<Q", data, load_header(data) + 8, 1 << 63)  # p_offset
+
+
+def offset_that_wraps(data):
+    struct.pack_into("<Q", data, load_header(data) + 8, (1 << 64) - 0x10)
+
+
+def symtab_of_another_type(data):
+    SHT_SYMTAB, SHT_PROGBITS = 2, 1
+    entry = next(entry for entry in section_headers(data)
+                 if struct.unpack_from("<I", data, entry + 4)[0] == SHT_SYMTAB)
+    struct.pack_into("<I", data, entry + 4, SHT_PROGBITS)
+
+
+@pytest.mark.parametrize("poke", [file_size_above_memory_size, offset_past_two_to_the_63,
+                                  offset_that_wraps])
+def test_damaged_segment_is_a_minivm_error(tmp_path, poke, monkeypatch):
+    monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
+    with pytest.raises(MinivmError, match="damaged ELF file"):
+        Machine(damaged(tmp_path, poke))
+
+
+def test_symtab_of_another_type_loads_without_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
+    program = read_program(damaged(tmp_path, symtab_of_another_type))
+    assert program.symbols.entries == [] and program.entry == RAM_BASE
+
+
+def test_image_too_large_is_refused_before_it_is_read(tmp_path):
+    from minivm import loader
+    path = tmp_path / "huge.elf"
+    with open(path, "wb") as stream:
+        stream.write(firmware("hello").read_bytes())
+        stream.truncate(loader.MAX_IMAGE_BYTES + 1)            # sparse: nothing written
+    with pytest.raises(MinivmError, match="larger than any firmware image"):
+        read_program(path)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "fifo"])
+def test_firmware_that_is_not_a_regular_file_is_refused(tmp_path, path):
+    # /dev/zero would be read forever; opening a FIFO nobody writes would wait forever.
+    if path == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    with pytest.raises(MinivmError, match="not a regular file"):
+        read_program(path)
+
+
+# -- the loader fuzzed: mutants of the committed images -------------------------------
+
+MUTANT_SOURCES = ["hello", "hello-rv32", "traps", "smode", "compressed"]
+# Values a damaged field likes to hold: edges of 32 and 64 bits, RAM's base, a page.
+EDGES = [0, 1, 0x1000, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 1 << 63, (1 << 64) - 0x1000,
+         (1 << 64) - 1]
+
+
+@st.composite
+def mutants(draw):
+    """A committed image with a few bytes or header fields overwritten."""
+    data = bytearray(firmware(draw(st.sampled_from(MUTANT_SOURCES))).read_bytes())
+    is64 = data[4] == 2
+    phoff = struct.unpack_from("<Q" if is64 else "<I", data, 32 if is64 else 28)[0]
+    shoff = struct.unpack_from("<Q" if is64 else "<I", data, 40 if is64 else 32)[0]
+    for _ in range(draw(st.integers(1, 6))):
+        # in the ELF header, the program headers, the section headers, or anywhere
+        where = draw(st.sampled_from([0, phoff, shoff, None]))
+        offset = (draw(st.integers(0, len(data) - 1)) if where is None
+                  else where + draw(st.integers(0, 0xF8)))
+        if draw(st.booleans()):
+            value, width = draw(st.integers(0, 255)), 1
+        else:
+            value, width = draw(st.sampled_from(EDGES)), draw(st.sampled_from([4, 8]))
+        if offset + width <= len(data):
+            data[offset:offset + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
+    return bytes(data)
+
+
+MUTANT_RAM = None
+
+
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(image=mutants())
+def test_mutated_images_load_cleanly_or_fail_in_one_line(tmp_path, image):
+    global MUTANT_RAM
+    if MUTANT_RAM is None:
+        MUTANT_RAM = Ram(RAM_BASE, 1 << 20)
+    path = tmp_path / "mutant.elf"
+    path.write_bytes(image)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINIVM_CACHE_DIR", "off")
+        try:
+            load_program(read_program(path), MUTANT_RAM)
+        except MinivmError as error:
+            assert "\n" not in str(error) and str(path) in str(error)

@@ -58,7 +58,7 @@ def image(tmp_path):
 def test_read_streams_sectors_from_the_file(image):
     rig = Rig(image)
     rig.command(CMD_READ, sector=3, count=2)
-    assert rig.rd(STATUS) == STATUS_READY | STATUS_DRQ
+    assert rig.rd(STATUS) == STATUS_DRQ          # a transfer: not READY for a command
     assert rig.read_words(256) == image.read_bytes()[3 * SECTOR:5 * SECTOR]
     assert rig.rd(STATUS) == STATUS_READY
     assert rig.disk.payload_bytes == 1024
@@ -70,6 +70,7 @@ def test_write_reaches_the_file_sector_by_sector(image):
     rig.command(CMD_WRITE, sector=15, count=1)
     rig.write_words(PATTERN[:508])
     assert image.read_bytes() == before          # not a whole sector yet
+    assert rig.rd(STATUS) == STATUS_DRQ          # ...so not READY either
     rig.write_words(PATTERN[508:])
     assert rig.rd(STATUS) == STATUS_READY        # acknowledged only now...
     assert image.read_bytes() == before[:15 * SECTOR] + PATTERN   # ...and it is in the file
@@ -108,6 +109,31 @@ def test_read_only_disk_refuses_writes(image):
     assert rig.rd(ERROR) in (ERROR_READ_ONLY, ERROR_NO_TRANSFER)
     assert rig.rd(STATUS) & STATUS_ERR
     assert image.read_bytes() == before
+
+
+def test_ready_never_shows_with_drq(image):
+    # READY means the command is done (every sector in the file): a driver
+    # that waits for it must not see it while data still moves.
+    rig = Rig(image)
+    seen = []
+    for command in (CMD_READ, CMD_WRITE, CMD_IDENTIFY):
+        rig.command(command, sector=1, count=2)
+        for _ in range(256 if command != CMD_IDENTIFY else 128):
+            seen.append(rig.rd(STATUS))
+            rig.wr(DATA, 0) if command == CMD_WRITE else rig.rd(DATA)
+        seen.append(rig.rd(STATUS))
+    assert not [status for status in seen if status & STATUS_DRQ and status & STATUS_READY]
+    assert seen.count(STATUS_READY) == 3 and seen.count(STATUS_DRQ) == 256 + 256 + 128
+
+
+def test_misusing_the_data_port_mid_transfer_keeps_the_transfer(image):
+    rig = Rig(image)
+    rig.command(CMD_WRITE, count=1)
+    assert rig.rd(DATA) == 0                     # a read in a write transfer
+    assert rig.rd(STATUS) == STATUS_ERR | STATUS_DRQ
+    rig.write_words(PATTERN)                     # the transfer goes on to its end
+    assert rig.rd(STATUS) == STATUS_READY
+    assert image.read_bytes()[:SECTOR] == PATTERN
 
 
 def test_data_port_without_a_transfer_is_an_error(image):

@@ -7,6 +7,10 @@ carry an exit code for FAIL:
     0x7777               reset the machine
 Anything else is ignored, as QEMU does.
 
+A process exit status has 8 bits, so QEMU's exit(code) turns a FAIL with
+code 256 (or 0, 512, ...) into status 0: a failing test that looks passed.
+minivm makes such a FAIL status 1 instead; other codes are as on QEMU.
+
 The device does not end the process itself: it tells the board, which
 decides what ending the run means (devices never control the process).
 """
@@ -19,6 +23,11 @@ FINISHER = 0x0           # the only register (write-only)
 FINISHER_FAIL = 0x3333
 FINISHER_PASS = 0x5555
 FINISHER_RESET = 0x7777
+
+
+def fail_status(code):
+    """The exit status of a FAIL with this code: never 0, which means PASS."""
+    return code if code % 256 else 1
 
 
 class Finisher(Device):
@@ -37,7 +46,7 @@ class Finisher(Device):
         if command == FINISHER_PASS:
             self.on_finish(0)
         elif command == FINISHER_FAIL:
-            self.on_finish(code)
+            self.on_finish(fail_status(code))
         elif command == FINISHER_RESET:
             self.on_reset()
 

@@ -19,10 +19,10 @@ shrink while the guest runs, for the same reason.
 import ctypes
 import mmap
 import os
-import stat
 
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
+from minivm import hostfiles
 from minivm.errors import MinivmError
 
 PAGE = 4096
@@ -38,18 +38,35 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 MS_SYNC = 4              # msync(2): write back and wait (Linux's value; Python's mmap lacks it)
 
 
+def parse_option(text):
+    """`PATH@ADDR[,ro|,private]` -> (path, address, mode); `,,` is a comma in PATH."""
+    target, flags = hostfiles.split_option(text)
+    path, at, address = target.rpartition("@")
+    if not at or not path or len(flags) > 1:
+        raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private]")
+    digits = address.lower().removeprefix("0x")
+    if not digits or any(digit not in "0123456789abcdef" for digit in digits):
+        raise MinivmError(f"bad passthrough address {address!r}: use hex, e.g. 0x40000000")
+    return path, int(digits, 16), (flags or ["rw"])[0]
+
+
 class PassthroughWindow:
     """One file, mapped at one guest physical address."""
 
     def __init__(self, path, address, mode="rw"):
         if mode not in MODES:
             raise MinivmError(f"bad passthrough mode {mode!r}: use ro or private")
-        if address % PAGE:
+        if address < 0 or address % PAGE:
             raise MinivmError(f"passthrough address 0x{address:x} is not 4 KiB aligned")
         self.path, self.address, self.mode = path, address, mode
-        fd = self._open(path, mode)
+        fd, info = hostfiles.open_host_file(path, kinds=(hostfiles.REGULAR, hostfiles.BLOCK),
+                                            write=mode == "rw", what="passthrough file")
         try:
-            self.size = self._size(fd, path)
+            self.size = hostfiles.size_of(fd, info)
+            if self.size == 0 or self.size % PAGE:
+                raise MinivmError(f"{path}: size {self.size} is not a positive multiple of "
+                                  f"4096 bytes (mmap maps whole pages; pad it with "
+                                  f"truncate -s %4K)")
             self.pointer = self._map(fd)
         finally:
             os.close(fd)     # the mapping keeps the file; the descriptor is not needed
@@ -57,35 +74,7 @@ class PassthroughWindow:
     @classmethod
     def from_option(cls, text):
         """`PATH@ADDR[,ro|,private]`, as --passthrough takes it."""
-        target, _, mode = text.partition(",")
-        path, at, address = target.rpartition("@")
-        if not at or not path:
-            raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private]")
-        try:
-            address = int(address, 16)
-        except ValueError:
-            raise MinivmError(f"bad passthrough address {address!r}: use hex, e.g. 0x40000000")
-        return cls(path, address, mode or "rw")
-
-    @staticmethod
-    def _open(path, mode):
-        flags = os.O_RDWR if mode == "rw" else os.O_RDONLY      # never O_CREAT or O_TRUNC
-        try:
-            return os.open(path, flags | os.O_CLOEXEC)
-        except OSError as error:
-            raise MinivmError(f"{path}: {error.strerror}") from None
-
-    @staticmethod
-    def _size(fd, path):
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise MinivmError(f"{path}: is a directory")
-        # A block device reports size 0 in stat; its end is where lseek says.
-        size = os.lseek(fd, 0, os.SEEK_END) if stat.S_ISBLK(info.st_mode) else info.st_size
-        if size == 0 or size % PAGE:
-            raise MinivmError(f"{path}: size {size} is not a positive multiple of 4096 bytes "
-                              f"(mmap maps whole pages; pad it with truncate -s %4K)")
-        return size
+        return cls(*parse_option(text))
 
     def _map(self, fd):
         protection = mmap.PROT_READ | (0 if self.mode == "ro" else mmap.PROT_WRITE)
@@ -108,6 +97,12 @@ class PassthroughWindow:
         """Push the guest's stores to the file (a read-write window only)."""
         if self.mode == "rw":
             _libc.msync(self.pointer, self.size, MS_SYNC)
+
+    def check_address_width(self, bits):
+        """The window must lie below 2**bits, the guest's physical address space."""
+        if self.address + self.size > 1 << bits:
+            raise MinivmError(f"passthrough {self.path} at 0x{self.address:x}: ends past the "
+                              f"guest's {bits}-bit physical address space")
 
     def describe(self):
         return (f"{self.path} -> 0x{self.address:x}-0x{self.address + self.size - 1:x} "

@@ -23,7 +23,8 @@ A command runs the whole time the guest moves its data: READ fills a
 512-byte sector buffer from the image (pread, one sector at a time: the
 image is never copied into memory) and sets DRQ; each DATA read returns the
 next word; after the last word of the last sector DRQ clears and READY
-rises.  WRITE is the same the other way: each full sector buffer is written
+rises (READY is never set together with DRQ: while data moves, the
+command is not done).  WRITE is the same the other way: each full sector buffer is written
 to the image (pwrite) as it fills, and a sector is acknowledged (READY) only
 after it reached the file.  FLUSH calls fsync.  IDENTIFY streams one sector
 of facts about the disk (layout below).
@@ -36,7 +37,6 @@ the disk (ERROR_RANGE, nothing is moved); WRITE to a read-only disk
 write (ERROR_IO).  The next command clears ERR.
 """
 import os
-import stat
 import struct
 
 from minivm.devices.device import Device
@@ -65,7 +65,7 @@ CMD_IDENTIFY = 4
 STATUS_BUSY = 0x01     # a command is running (never seen: minivm's I/O ends within the trap)
 STATUS_DRQ = 0x02      # the data port has data to read, or room to write
 STATUS_ERR = 0x04      # the last command failed: see ERROR
-STATUS_READY = 0x08    # idle, ready for a command
+STATUS_READY = 0x08    # idle, ready for a command: never together with DRQ
 
 # -- ERROR values ------------------------------------------------------------
 ERROR_NONE = 0
@@ -161,7 +161,7 @@ class PioDisk(Device):
         elif command == CMD_IDENTIFY:
             self.buffer = bytearray(self._identify())
             self.next_sector, self.sectors_left, self.writing, self.position = None, 1, False, 0
-            self.status = STATUS_READY | STATUS_DRQ
+            self.status = STATUS_DRQ
         else:
             self._fail(ERROR_COMMAND)
 
@@ -175,7 +175,7 @@ class PioDisk(Device):
         self.buffer = bytearray(SECTOR)
         if not writing and not self._fill_buffer():
             return
-        self.status = STATUS_READY | STATUS_DRQ
+        self.status = STATUS_DRQ          # a transfer, not READY: a command now would abort it
 
     def _identify(self):
         flags = FLAG_READ_ONLY if self.image.read_only else 0
@@ -245,8 +245,9 @@ class PioDisk(Device):
         self.update_irq()
 
     def _fail(self, error):
+        # A misused data port leaves the transfer going (DRQ, not READY).
         self.error = error
-        self.status = STATUS_READY | STATUS_ERR | (self.status & STATUS_DRQ)
+        self.status = STATUS_ERR | (self.status & STATUS_DRQ or STATUS_READY)
         self.interrupt = True
         self.update_irq()
 
@@ -258,31 +259,29 @@ class DiskImage:
     """A raw disk image file, read and written a sector at a time (never whole)."""
 
     def __init__(self, path, read_only=False):
+        from minivm import hostfiles
         from minivm.errors import MinivmError
         self.path = path
-        self.read_only = read_only or not os.access(path, os.W_OK)
-        flags = os.O_RDONLY if self.read_only else os.O_RDWR   # never O_CREAT, never O_TRUNC
-        try:
-            self.fd = os.open(path, flags | os.O_CLOEXEC)
-        except OSError as error:
-            raise MinivmError(f"{path}: {error.strerror}") from None
-        info = os.fstat(self.fd)
-        problem = None
-        if stat.S_ISDIR(info.st_mode):
-            problem = "is a directory, not a disk image"
-        elif info.st_size == 0 or info.st_size % SECTOR:
-            problem = f"disk image size {info.st_size} is not a positive multiple of {SECTOR} bytes"
-        if problem:
+        # Read-only as asked, or when the file may not be written: by this
+        # user, or by anyone (no write bit in its mode, even for root).
+        self.read_only = read_only or not hostfiles.may_write(path)
+        self.fd, info = hostfiles.open_host_file(
+            path, kinds=(hostfiles.REGULAR, hostfiles.BLOCK), write=not self.read_only,
+            what="disk image")
+        size = hostfiles.size_of(self.fd, info)
+        if size == 0 or size % SECTOR:
             os.close(self.fd)
-            raise MinivmError(f"{path}: {problem}")
-        self.sectors = info.st_size // SECTOR
+            raise MinivmError(f"{path}: disk image size {size} is not a positive multiple "
+                              f"of {SECTOR} bytes")
+        self.sectors = size // SECTOR
         self.serial = f"minivm-{info.st_ino:x}".encode()[:32]
 
     @classmethod
     def from_option(cls, text):
-        """`IMAGE[,ro]`, as --disk takes it."""
+        """`IMAGE[,ro]`, as --disk takes it (`,,` for a comma in the path)."""
         from minivm.errors import MinivmError
-        path, *options = text.split(",")
+        from minivm.hostfiles import split_option
+        path, options = split_option(text)
         unknown = [option for option in options if option != "ro"]
         if unknown or not path:
             raise MinivmError(f"bad disk {text!r}: use IMAGE or IMAGE,ro")

@@ -32,7 +32,7 @@ CMD_READ, CMD_WRITE, CMD_FLUSH, CMD_IDENTIFY = 1, 2, 3, 4
 
 STATUS_DRQ = 0x02      # the data port has data to read, or room to write
 STATUS_ERR = 0x04      # the last command failed: see ERROR
-STATUS_READY = 0x08    # ready for a command
+STATUS_READY = 0x08    # ready for a command (never with DRQ: a transfer is not done)
 
 ERROR_NONE = 0
 ERROR_COMMAND = 1      # unknown command
@@ -142,7 +142,7 @@ class PioDisk:
         if first is not None and not writing and not self._io(
                 lambda: self.image.read_sector(first, self.buffer)):
             return
-        self.status = STATUS_READY | STATUS_DRQ
+        self.status = STATUS_DRQ
 
     def _read_data(self):
         if not self.status & STATUS_DRQ or self.writing:
@@ -192,4 +192,4 @@ class PioDisk:
 
     def _fail(self, error):
         self.error = error
-        self.status = STATUS_READY | STATUS_ERR | (self.status & STATUS_DRQ)
+        self.status = STATUS_ERR | (self.status & STATUS_DRQ or STATUS_READY)
