@@ -12,6 +12,7 @@ temporary /grade/tests, with the student's files in /grade/student, and its
 run.sh runs in the image that setup.sh made, the Dockerfile's one step.
 """
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT
+from minivm.grading.export import HIDDEN_OUTPUT, minivm_wheel, prairielearn_results
 
 LAB = "trap-and-emulate"
 LAB_DIR = ROOT / "labs" / LAB
@@ -265,3 +267,24 @@ def test_an_export_never_overwrites(installed_minivm, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "already exists" in result.stderr
     assert (tmp_path / "autograder.zip").read_text() == "last term's"
+
+
+def test_the_running_minivm_repacks_into_the_same_wheel(gradescope):
+    """Whether minivm was installed plainly (the zip's wheel) or is this
+    process's own (an editable install in a checkout), the wheel holds the same."""
+    name, data = minivm_wheel()
+    _, home = gradescope
+    with zipfile.ZipFile(home / "source" / name) as shipped:
+        with zipfile.ZipFile(io.BytesIO(data)) as ours:
+            assert sorted(ours.namelist()) == sorted(shipped.namelist())
+            assert "minivm/firmware/hello.elf" in ours.namelist()
+
+
+def test_results_without_tests_are_not_gradable():
+    assert prairielearn_results({"score": 0, "output": "", "tests": []})["gradable"] is False
+    results = prairielearn_results({"score": 3, "output": "Lab: 3 of 4 points.\nnote", "tests": [
+        {"name": "test_a", "score": 3, "max_score": 3, "output": "ok", "visibility": "visible"},
+        {"name": "test_b", "score": 0, "max_score": 1, "output": "x",
+         "visibility": "after_published"}]})
+    assert results["score"] == 0.75 and results["message"] == "Lab: 3 of 4 points."
+    assert [test["output"] for test in results["tests"]] == ["ok", HIDDEN_OUTPUT]

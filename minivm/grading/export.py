@@ -34,8 +34,8 @@ import os
 import sys
 
 from minivm.errors import MinivmError
-from minivm.grading.handout import (LAB_FILE, check_target, lab_title, read_entries,
-                                    write_entries, write_zip)
+from minivm.grading.handout import (check_target, lab_config, read_entries, write_entries,
+                                    write_zip)
 
 SOLUTION_ONLY = ("solution",)
 HIDDEN_WEIGHTS = os.path.join("hidden", "weights.json")
@@ -271,12 +271,7 @@ def fill(template, **values):
 
 def _lab(lab_dir):
     """(name, lab.json) of the lab folder, or a one-line error."""
-    if not os.path.isfile(os.path.join(lab_dir, LAB_FILE)):
-        raise MinivmError(f"{lab_dir}: not a lab folder (no {LAB_FILE})")
-    lab_title(lab_dir)                  # readable, or a one-line error
-    with open(os.path.join(lab_dir, LAB_FILE), encoding="utf-8") as stream:
-        config = json.load(stream)
-    return os.path.basename(os.path.abspath(lab_dir)), config
+    return os.path.basename(os.path.abspath(lab_dir)), lab_config(lab_dir)
 
 
 def _setup_entries(wheel_name, wheel):
@@ -316,8 +311,7 @@ def export_prairielearn(lab_dir, out):
             "enabled": True, "image": f"ACCOUNT/minivm-grader:{version}",
             "entrypoint": "/grade/tests/run.sh", "timeout": _grading_timeout(lab_dir, config)}}
     page = fill(QUESTION_HTML, title=html.escape(info["title"]), lab=name,
-                                files=html.escape(", ".join(files) or "files"),
-                                names=html.escape(",".join(files)))
+                files=html.escape(", ".join(files) or "files"), names=html.escape(",".join(files)))
     entries = _setup_entries(wheel_name, wheel)
     entries += [
         ("Dockerfile", fill(DOCKERFILE, lab=name, version=version, wheel=wheel_name).encode(),

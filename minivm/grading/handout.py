@@ -25,13 +25,20 @@ LEFTOVERS = {"__pycache__", ".pytest_cache", ".minivm-cache", "build", ".DS_Stor
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)        # every zip the same, byte for byte
 
 
-def lab_title(lab_dir):
+def lab_config(lab_dir):
+    """The lab's lab.json, or a one-line error."""
     import json
+    path = os.path.join(lab_dir, LAB_FILE)
+    if not os.path.isfile(path):
+        raise MinivmError(f"{lab_dir}: not a lab folder (no {LAB_FILE})")
     try:
-        with open(os.path.join(lab_dir, LAB_FILE), encoding="utf-8") as stream:
-            return str(json.load(stream).get("title", ""))
-    except (OSError, ValueError, AttributeError) as error:
+        with open(path, encoding="utf-8") as stream:
+            config = json.load(stream)
+    except (OSError, ValueError) as error:
         raise MinivmError(f"{lab_dir}: cannot read {LAB_FILE}: {error}")
+    if not isinstance(config, dict):
+        raise MinivmError(f"{lab_dir}: {LAB_FILE} is not a JSON object")
+    return config
 
 
 # -- a lab's files ----------------------------------------------------------------------------
@@ -129,8 +136,7 @@ def _write_folder(entries, path):
 def write_handout(lab_dir, out):
     """Write the student handout of the lab in `lab_dir`: a folder, or a zip
     when `out` ends in .zip (its files inside a folder named after the lab)."""
-    if not os.path.isfile(os.path.join(lab_dir, LAB_FILE)):
-        raise MinivmError(f"{lab_dir}: not a lab folder (no {LAB_FILE})")
+    lab_config(lab_dir)
     check_target(out, lab_dir)
     as_zip = out.endswith(".zip")
     name = os.path.basename(os.path.abspath(lab_dir))
@@ -156,7 +162,7 @@ def run(args):
     """`minivm lab ...`; returns the exit status (MinivmError is the caller's)."""
     if args.lab_command == "list":
         for name in lab_names():
-            print(f"{name:<24} {lab_title(find_lab(name))}")
+            print(f"{name:<24} {lab_config(find_lab(name)).get('title', '')}")
         return 0
     lab_dir = find_lab(args.lab)
     count = write_handout(lab_dir, args.out)
