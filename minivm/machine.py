@@ -17,7 +17,8 @@ from collections import namedtuple
 from minivm.bus import Bus, Ram
 from minivm.console import ByteInput, Console
 from minivm.cpu import Exit, ExitReason, Vcpu, traps
-from minivm.devices.clint import INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
+from minivm.cpu.clock import UNLIMITED, later
+from minivm.devices.clint import CLOCK_READ_TICKS, INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
 from minivm.devices.finisher import Finisher
 from minivm.devices.passthrough import PassthroughWindow
 from minivm.devices.piodisk import DiskImage, PioDisk
@@ -57,6 +58,8 @@ INPUT_BYTE_INSTRUCTIONS = 10_000_000 * INSTRUCTIONS_PER_TICK // 11_520
 # With --clock host, a guest's timer is checked against the host's clock
 # this often (in guest instructions), since no instruction count says when.
 HOST_CLOCK_POLL = 1_000_000
+# ...and a halted guest sleeps at most this long (seconds) between checks.
+HOST_CLOCK_NAP = 1.0
 
 # Exit statuses for runs the guest did not end through the finisher.
 EXIT_LIMIT = 124           # --max-insns reached (as timeout(1) uses 124)
@@ -155,7 +158,7 @@ class Machine:
             input = ByteInput(input.encode() if isinstance(input, str) else input)
         self.console = Console(stdout, input)
         self.devices = {}
-        self.uses_time = False          # the guest has looked at the clock
+        self.uses_time = False          # the guest has used the CLINT or the time CSR
         self.next_input = 0             # virtual time the UART takes its next byte
         self.last_vector = None         # where the last trap sent the guest...
         self.last_trap = None           # ...and why: (cause, epc, tval)
@@ -236,11 +239,16 @@ class Machine:
         self.vcpu.request_exit(Exit(ExitReason.RESET, self.vcpu.pc))
 
     def _on_time_read(self):
+        self._clock_read_takes_time()
         if not self.uses_time:
             # The guest's first look at the clock: from now on virtual time
             # must advance, so the time counter must be attached (outside run()).
             self.uses_time = True
             self._request_service()
+
+    def _clock_read_takes_time(self):
+        time = self.vcpu.clocks.time
+        time.count = later(time.count, CLOCK_READ_TICKS * INSTRUCTIONS_PER_TICK)
 
     def _mtime(self):
         if self.host_clock:
@@ -251,6 +259,7 @@ class Machine:
         return self.vcpu.clocks.time.count // INSTRUCTIONS_PER_TICK
 
     def _on_clint_change(self):
+        self.uses_time = True
         self.vcpu.set_interrupt_line(traps.MSI, self.clint.software_pending())
         self.vcpu.set_interrupt_line(traps.MTI, self.clint.timer_pending())
         self._request_service()
@@ -375,6 +384,7 @@ class Machine:
                 or csr.funct3 not in (isa.CSRRS, isa.CSRRC):
             return False
         self.uses_time = True
+        self._clock_read_takes_time()
         mtime = self.clint.mtime
         self.vcpu.set_x(csr.rd, mtime >> 32 if csr.csr == isa.CSR_TIMEH else mtime)
         self.vcpu.pc = epc + 4
@@ -385,10 +395,10 @@ class Machine:
         self._advance_devices()
         source = self.console.input
         while not self.vcpu.interrupt_waiting():
-            if source is not None and source.interactive and self.clint.ticks_until_timer() is None:
+            if source is not None and source.interactive and self._timer_deadline() is None:
                 self._wait_for_key()        # only a person can wake the guest now
                 continue
-            deadline = self._next_deadline()
+            deadline = self._next_deadline(waking=True)
             if deadline is None:
                 return self._end(exit, EXIT_GUEST_ERROR,
                                  f"guest halted (wfi) with nothing that could wake it "
@@ -403,7 +413,7 @@ class Machine:
         time = self.vcpu.clocks.time
         if self.host_clock and self.clint.ticks_until_timer():
             import time as host_time
-            host_time.sleep(self.clint.ticks_until_timer() / TIMEBASE_HZ)
+            host_time.sleep(min(self.clint.ticks_until_timer() / TIMEBASE_HZ, HOST_CLOCK_NAP))
         time.count = max(time.count, deadline)
 
     def _prepare_next_run(self):
@@ -438,7 +448,7 @@ class Machine:
                 raise KeyboardInterrupt
             if byte is not None:
                 self.uart.receive(bytes([byte]))
-        self.next_input = now + INPUT_BYTE_INSTRUCTIONS
+        self.next_input = later(now, INPUT_BYTE_INSTRUCTIONS)
 
     def _wait_for_key(self):
         byte = self.console.input.next_byte(wait=True)
@@ -447,30 +457,47 @@ class Machine:
         if byte is not None:
             self.uart.receive(bytes([byte]))
 
-    def _next_deadline(self):
-        """The virtual time of the next event, or None if nothing is coming."""
+    def _timer_deadline(self):
+        """The virtual time the CLINT's timer comes due, or None: due already,
+        or never (past the end of virtual time, see cpu/clock.py)."""
         now = self.vcpu.clocks.time.count
-        deadlines = []
         ticks = self.clint.ticks_until_timer()
-        if ticks:
-            deadlines.append(now + (HOST_CLOCK_POLL if self.host_clock
-                                    else ticks * INSTRUCTIONS_PER_TICK))
+        if not ticks:
+            return None
+        deadline = later(now, HOST_CLOCK_POLL if self.host_clock
+                         else ticks * INSTRUCTIONS_PER_TICK)
+        return None if deadline == UNLIMITED else deadline
+
+    def _next_deadline(self, waking=False):
+        """The virtual time of the next event, or None if nothing is coming.
+
+        waking: only events that can wake a halted hart.  Input the UART has
+        no room for waits until the guest reads, which a halted guest never
+        does (skipping from one input deadline to the next would never end)."""
+        now = self.vcpu.clocks.time.count
+        deadlines = [self._timer_deadline()]
         source = self.console.input
-        if source is not None and not source.exhausted:
-            deadlines.append(max(self.next_input, now + 1))
-        return min(deadlines, default=None)
+        if source is not None and not source.exhausted and (self.uart.rx_room() or not waking):
+            deadlines.append(max(self.next_input, later(now, 1)))
+        return min((deadline for deadline in deadlines
+                    if deadline is not None and deadline != UNLIMITED), default=None)
 
     def _arm_time(self):
         """Attach the time counter once time matters, and set its next stop.
 
         It stays attached from then on: attaching or detaching a hook makes
         Unicorn retranslate all guest code, which costs far more than the
-        block hook itself."""
+        block hook itself.  The timer interrupt pending from power-on
+        (mtimecmp 0) does not attach it by itself: until the guest touches
+        the CLINT it runs free, and a guest that enables MTIE without ever
+        arming the timer takes that interrupt at its next exit."""
         time = self.vcpu.clocks.time
         deadline = self._next_deadline()
         self.vcpu.watch_interrupt_window()
-        if (deadline is None and not self.uses_time and not self.vcpu.machine_lines
-                and not time.attached):
+        lines = self.vcpu.machine_lines
+        if not self.uses_time:
+            lines &= ~(1 << traps.MTI)
+        if deadline is None and not self.uses_time and not lines and not time.attached:
             return
         time.set_limit(deadline)
         time.attach()
