@@ -19,10 +19,12 @@ ctypedef int (*uc_reg_read_fn)(void *uc, int regid, void *value) noexcept nogil
 cdef int REG_MSTATUS = 0, REG_MIE = 0, REG_PRIV = 0
 cdef uint64_t MSTATUS_MIE = 1 << 3
 cdef uint64_t PRV_M = 3
+# clock.END_OF_TIME: counts saturate there, below the UNLIMITED limit.
+cdef uint64_t END_OF_TIME = 0xFFFFFFFFFFFFFFFE
 
 
 cdef struct CounterState:
-    uint64_t count          # instructions counted so far
+    uint64_t count          # instructions counted so far (at most END_OF_TIME)
     uint64_t limit          # stop at the first hook call that finds count >= limit
     uint64_t pending        # machine-level interrupts pending (mip bits the host keeps)
     uint64_t mie            # mie as last seen in M-mode
@@ -39,7 +41,8 @@ cdef void count_instruction(void *uc, uint64_t address, uint32_t size,
     if state.count >= state.limit:
         state.emu_stop(uc)
         return
-    state.count += 1
+    if state.count < END_OF_TIME:
+        state.count += 1
 
 
 cdef void count_block(void *uc, uint64_t address, uint32_t size,
@@ -51,7 +54,10 @@ cdef void count_block(void *uc, uint64_t address, uint32_t size,
     if state.count >= state.limit or (state.pending and interrupt_window_open(uc, state)):
         state.emu_stop(uc)
         return
-    state.count += size >> 2
+    if size >> 2 < END_OF_TIME - state.count:
+        state.count += size >> 2
+    else:
+        state.count = END_OF_TIME
 
 
 cdef bint interrupt_window_open(void *uc, CounterState *state) noexcept nogil:

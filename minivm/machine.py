@@ -18,8 +18,9 @@ from collections import namedtuple
 from minivm.bus import Bus, Ram
 from minivm.console import ByteInput, Console
 from minivm.cpu import Exit, ExitReason, Vcpu, traps
+from minivm.cpu.clock import UNLIMITED, later
 from minivm.cpu.csrs import HostCsrs
-from minivm.devices.clint import INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
+from minivm.devices.clint import CLOCK_READ_TICKS, INSTRUCTIONS_PER_TICK, TIMEBASE_HZ, Clint
 from minivm.devices.finisher import Finisher
 from minivm.devices.passthrough import PassthroughWindow
 from minivm.devices.piodisk import DiskImage, PioDisk
@@ -63,6 +64,8 @@ INPUT_BYTE_INSTRUCTIONS = 10_000_000 * INSTRUCTIONS_PER_TICK // 11_520
 # With --clock host, a guest's timer is checked against the host's clock
 # this often (in guest instructions), since no instruction count says when.
 HOST_CLOCK_POLL = 1_000_000
+# ...and a halted guest sleeps at most this long (seconds) between checks.
+HOST_CLOCK_NAP = 1.0
 
 # Exit statuses for runs the guest did not end through the finisher.
 EXIT_LIMIT = 124           # --max-insns reached (as timeout(1) uses 124)
@@ -163,7 +166,7 @@ class Machine:
         self.console = Console(stdout, input)
         self.script = input if isinstance(input, Expect) else None
         self.devices = {}
-        self.uses_time = False          # the guest has looked at the clock
+        self.uses_time = False          # the guest has used the CLINT or the time CSR
         self.next_input = 0             # virtual time the UART takes its next byte
         self.last_vector = None         # where the last trap sent the guest...
         self.last_trap = None           # ...and why: (cause, epc, tval)
@@ -175,7 +178,8 @@ class Machine:
             raise MinivmError(f"at most {VIRTIO_SLOTS} virtio devices")
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
         self._assemble()
-        self.csrs = HostCsrs(self.vcpu, now=lambda: self.clint.mtime)
+        self.csrs = HostCsrs(self.vcpu, now=lambda: self.clint.mtime,
+                             on_time_read=self._clock_read_takes_time)
         self.debugger = None
         self.budget = max_insns
         self.tracer = None
@@ -258,11 +262,16 @@ class Machine:
                 self._request_service()   # keys to type: set the input's deadline
 
     def _on_time_read(self):
+        self._clock_read_takes_time()
         if not self.uses_time:
             # The guest's first look at the clock: from now on virtual time
             # must advance, so the time counter must be attached (outside run()).
             self.uses_time = True
             self._request_service()
+
+    def _clock_read_takes_time(self):
+        time = self.vcpu.clocks.time
+        time.count = later(time.count, CLOCK_READ_TICKS * INSTRUCTIONS_PER_TICK)
 
     def _mtime(self):
         if self.host_clock:
@@ -273,6 +282,7 @@ class Machine:
         return self.vcpu.clocks.time.count // INSTRUCTIONS_PER_TICK
 
     def _on_clint_change(self):
+        self.uses_time = True
         self.vcpu.set_interrupt_line(traps.MSI, self.clint.software_pending())
         self.vcpu.set_interrupt_line(traps.MTI, self.clint.timer_pending())
         self._request_service()
@@ -399,10 +409,10 @@ class Machine:
         self._advance_devices()
         source = self.console.input
         while not self.vcpu.interrupt_waiting():
-            if source is not None and source.interactive and self._ticks_until_timer() is None:
+            if source is not None and source.interactive and self._timer_deadline() is None:
                 self._wait_for_key()        # only a person can wake the guest now
                 continue
-            deadline = self._next_deadline()
+            deadline = self._next_deadline(waking=True)
             if deadline is None:
                 return self._end(exit, EXIT_GUEST_ERROR,
                                  f"guest halted (wfi) with nothing that could wake it "
@@ -417,7 +427,7 @@ class Machine:
         time = self.vcpu.clocks.time
         if self.host_clock and self._ticks_until_timer():
             import time as host_time
-            host_time.sleep(self._ticks_until_timer() / TIMEBASE_HZ)
+            host_time.sleep(min(self._ticks_until_timer() / TIMEBASE_HZ, HOST_CLOCK_NAP))
         time.count = max(time.count, deadline)
 
     def _prepare_next_run(self):
@@ -455,7 +465,7 @@ class Machine:
                 raise KeyboardInterrupt
             if byte is not None:
                 self.uart.receive(bytes([byte]))
-        self.next_input = now + INPUT_BYTE_INSTRUCTIONS
+        self.next_input = later(now, INPUT_BYTE_INSTRUCTIONS)
 
     def _wait_for_key(self):
         byte = self.console.input.next_byte(wait=True)
@@ -464,18 +474,31 @@ class Machine:
         if byte is not None:
             self.uart.receive(bytes([byte]))
 
-    def _next_deadline(self):
-        """The virtual time of the next event, or None if nothing is coming."""
+    def _timer_deadline(self):
+        """The virtual time the next timer (mtimecmp or Sstc's stimecmp) comes
+        due, or None: due already, or never (past the end of virtual time,
+        see cpu/clock.py)."""
         now = self.vcpu.clocks.time.count
-        deadlines = []
         ticks = self._ticks_until_timer()
-        if ticks:
-            deadlines.append(now + (HOST_CLOCK_POLL if self.host_clock
-                                    else ticks * INSTRUCTIONS_PER_TICK))
+        if not ticks:
+            return None
+        deadline = later(now, HOST_CLOCK_POLL if self.host_clock
+                         else ticks * INSTRUCTIONS_PER_TICK)
+        return None if deadline == UNLIMITED else deadline
+
+    def _next_deadline(self, waking=False):
+        """The virtual time of the next event, or None if nothing is coming.
+
+        waking: only events that can wake a halted hart.  Input the UART has
+        no room for waits until the guest reads, which a halted guest never
+        does (skipping from one input deadline to the next would never end)."""
+        now = self.vcpu.clocks.time.count
+        deadlines = [self._timer_deadline()]
         source = self.console.input
-        if source is not None and not source.exhausted:
-            deadlines.append(max(self.next_input, now + 1))
-        return min(deadlines, default=None)
+        if source is not None and not source.exhausted and (self.uart.rx_room() or not waking):
+            deadlines.append(max(self.next_input, later(now, 1)))
+        return min((deadline for deadline in deadlines
+                    if deadline is not None and deadline != UNLIMITED), default=None)
 
     def _ticks_until_timer(self):
         """Ticks until the next timer interrupt: the CLINT's (mtimecmp) or
@@ -489,12 +512,17 @@ class Machine:
 
         It stays attached from then on: attaching or detaching a hook makes
         Unicorn retranslate all guest code, which costs far more than the
-        block hook itself."""
+        block hook itself.  The timer interrupt pending from power-on
+        (mtimecmp 0) does not attach it by itself: until the guest touches
+        the CLINT it runs free, and a guest that enables MTIE without ever
+        arming the timer takes that interrupt at its next exit."""
         time = self.vcpu.clocks.time
         deadline = self._next_deadline()
         self.vcpu.watch_interrupt_window()
-        if (deadline is None and not self.uses_time and not self.vcpu.machine_lines
-                and not time.attached):
+        lines = self.vcpu.machine_lines
+        if not self.uses_time:
+            lines &= ~(1 << traps.MTI)
+        if deadline is None and not self.uses_time and not lines and not time.attached:
             return
         time.set_limit(deadline)
         time.attach()

@@ -162,6 +162,26 @@ def test_without_fifo_capacity_is_one_byte(rig):
     assert rig.rd(LSR) & LSR_DR == 0     # only one byte was held
 
 
+def test_without_fifo_rbr_read_again_gives_the_last_byte(rig):
+    # PC16550D and QEMU: RBR holds the last byte received until the next one
+    # (firmware/uart_rbr.c shows it on QEMU).
+    rig.uart.receive(b"A")
+    assert [rig.rd(RBR) for _ in range(3)] == [ord("A")] * 3
+    assert rig.rd(LSR) & LSR_DR == 0
+    rig.uart.receive(b"BC")                  # "C" overruns "B"
+    assert [rig.rd(RBR), rig.rd(RBR)] == [ord("C"), ord("C")]
+
+
+def test_with_fifo_rbr_read_empty_gives_zero(rig):
+    rig.uart.receive(b"A")                   # held with the FIFOs off
+    rig.rd(RBR)
+    rig.wr(FCR, FIFO_ON)
+    rig.uart.receive(b"D")
+    assert [rig.rd(RBR), rig.rd(RBR), rig.rd(RBR)] == [ord("D"), 0, 0]
+    rig.wr(FCR, 0)                           # off again: the holding register kept "A"
+    assert rig.rd(RBR) == ord("A")
+
+
 def test_second_byte_without_fifo_sets_overrun(rig):
     rig.uart.receive(b"a")
     assert rig.rd(LSR) & LSR_OE == 0

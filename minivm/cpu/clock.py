@@ -18,6 +18,10 @@ Both are deterministic: the same firmware and input give the same counts,
 so the same output and trace.  Each counter is attached only while
 something needs it; a guest that never uses time runs free, at full speed.
 
+Both saturate: a count stops at END_OF_TIME and never wraps, so virtual
+time never goes backwards, and a deadline past the end of time (a timer
+2^64 instructions away) is UNLIMITED, a limit no count reaches: "never".
+
 Two twins with the same semantics: PyCounter (the specification, Python
 hooks, ~1 MIPS) and _fastpath.Counter (the same hooks in C).
 """
@@ -30,7 +34,13 @@ from unicorn.unicorn_py3 import unicorn as _uc_binding
 from minivm.cpu.traps import MSTATUS_MIE, PRV_M
 from minivm.fastpath import fastpath
 
-UNLIMITED = (1 << 64) - 1
+UNLIMITED = (1 << 64) - 1       # a limit: never reached
+END_OF_TIME = UNLIMITED - 1     # where every count stops
+
+
+def later(count, instructions):
+    """The count `instructions` after `count`; UNLIMITED (never) past the end of time."""
+    return min(count + instructions, UNLIMITED)
 
 
 class PyCounter:
@@ -49,14 +59,15 @@ class PyCounter:
         if self.count >= self.limit:
             uc.emu_stop()
             return
-        self.count += 1
+        if self.count < END_OF_TIME:
+            self.count += 1
 
     def count_block(self, uc, address, size, user_data):
         # Called before a translation block of `size` bytes runs.
         if self.count >= self.limit or (self.pending and self.interrupt_window_open(uc)):
             uc.emu_stop()
             return
-        self.count += size >> 2
+        self.count = min(self.count + (size >> 2), END_OF_TIME)
 
     def interrupt_window_open(self, uc):
         # A machine-level interrupt is pending: can the hart take it now?
@@ -97,14 +108,15 @@ class HookedCounter:
 
     @count.setter
     def count(self, value):
-        self.counter.count = value
+        self.counter.count = min(value, END_OF_TIME)
 
     @property
     def attached(self):
         return self._hook is not None
 
     def set_limit(self, limit):
-        self.counter.limit = UNLIMITED if limit is None else limit
+        """Stop at `limit` (None or anything past the end of time: never)."""
+        self.counter.limit = UNLIMITED if limit is None else min(limit, UNLIMITED)
 
     @property
     def limit(self):

@@ -45,11 +45,13 @@ ALL_ONES = (1 << 64) - 1
 
 
 class HostCsrs:
-    """The emulated CSRs of one hart; now() is mtime in ticks."""
+    """The emulated CSRs of one hart.  now() is mtime in ticks;
+    on_time_read() is called when the guest reads time (as the CLINT's)."""
 
-    def __init__(self, vcpu, now):
+    def __init__(self, vcpu, now, on_time_read=None):
         self.vcpu = vcpu
         self.now = now
+        self.on_time_read = on_time_read or (lambda: None)
         self.reset()
 
     def reset(self):
@@ -127,6 +129,7 @@ class HostCsrs:
         register = HIGH_HALVES.get(csr, csr)
         if register == TIME:
             self.uses_time = True
+            self.on_time_read()
             value = self.now()
         else:
             value = self.values[register]

@@ -8,6 +8,13 @@ may be read or written whole (8 bytes) or in 4-byte halves, little-endian.
 mtime is not host time: it comes from the vCPU's instruction clock
 (minivm/cpu/clock.py), at a fixed number of instructions per tick, so every
 run sees the same times.  See `TIMEBASE_HZ` and `INSTRUCTIONS_PER_TICK`.
+
+Power-on and reset follow QEMU 7.2's CLINT (hw/intc/riscv_aclint.c), which
+kernels written on QEMU rely on; the ACLINT spec leaves mtimecmp unknown.
+At power-on mtimecmp is 0, so the timer interrupt is pending from the first
+instruction (mtime >= 0): a kernel that writes only the low 32 bits of
+mtimecmp still gets its timer.  A machine reset clears msip and sets mtime
+back to 0, and keeps mtimecmp.
 """
 from minivm.devices.device import Device
 
@@ -19,8 +26,17 @@ MTIME = 0xBFF8       # 8 bytes; the time, in ticks since power-on
 WIDTHS = {MSIP: 4, MTIMECMP: 8, MTIME: 8}
 
 TIMEBASE_HZ = 10_000_000          # 10 MHz, as on QEMU `virt` (its device tree says so)
-INSTRUCTIONS_PER_TICK = 100       # the virtual hart runs 1,000 M instructions per second
-NEVER = (1 << 64) - 1             # mtimecmp at power-on: no timer armed
+# The virtual hart runs 100 M instructions per second: about what Unicorn
+# runs a spinning kernel at (with the time counter's hook), so a guest that
+# waits for its timer sees guest time pass about as fast as on QEMU
+# (benchmarks/bench_timer_rate.py measures it).
+INSTRUCTIONS_PER_TICK = 10
+# Reading the clock takes time: every guest read of mtime (and of the time
+# CSR) moves virtual time on by this much, about what the read costs the
+# host, so a guest that busy-waits on the clock also sees time pass as on
+# QEMU.  (On real hardware, too, an uncached device read takes hundreds of cycles.)
+CLOCK_READ_TICKS = 50
+ALL_ONES = (1 << 64) - 1
 
 
 class Clint(Device):
@@ -35,18 +51,19 @@ class Clint(Device):
         self.now = now
         self.on_change = on_change or (lambda: None)
         self.on_time_read = on_time_read or (lambda: None)
-        self.reset()
+        self.msip = 0
+        self.mtimecmp = 0
+        self.mtime_offset = 0     # what guest writes to mtime added to the clock
 
     def reset(self):
         self.msip = 0
-        self.mtimecmp = NEVER
-        self.mtime_offset = 0     # what guest writes to mtime added to the clock
+        self.mtime_offset = -self.now() & ALL_ONES    # mtime reads 0 again
 
     # -- state the board asks about ------------------------------------------------
 
     @property
     def mtime(self):
-        return (self.now() + self.mtime_offset) & NEVER
+        return (self.now() + self.mtime_offset) & ALL_ONES
 
     def timer_pending(self):
         return self.mtime >= self.mtimecmp
@@ -55,9 +72,8 @@ class Clint(Device):
         return bool(self.msip & 1)
 
     def ticks_until_timer(self):
-        """Ticks from now until the timer is due (0 if due), or None if never."""
-        if self.mtimecmp == NEVER:
-            return None
+        """Ticks from now until the timer is due (0 if due).  All ones is a
+        time like any other: the board decides what is too far to come."""
         return max(0, self.mtimecmp - self.mtime)
 
     # -- guest accesses ------------------------------------------------------------
@@ -78,14 +94,14 @@ class Clint(Device):
         mask = ((1 << (8 * size)) - 1) << shift
 
         def merged(old):          # the register with the written bytes replaced
-            return (old & ~mask | (value << shift) & mask) & NEVER
+            return (old & ~mask | (value << shift) & mask) & ALL_ONES
 
         if register == MSIP:
             self.msip = merged(self.msip) & 1
         elif register == MTIMECMP:
             self.mtimecmp = merged(self.mtimecmp)
         else:
-            self.mtime_offset = (merged(self.mtime) - self.now()) & NEVER
+            self.mtime_offset = (merged(self.mtime) - self.now()) & ALL_ONES
         self.on_change()
 
     def _locate(self, offset, size):

@@ -7,6 +7,11 @@ QEMU's hw/char/serial.c, checked against QEMU by tests/test_uart.py.
 
 Transmission is instant: a byte written to THR goes to the output at once,
 so THR is always empty again (LSR.THRE and LSR.TEMT stay set).
+
+Reading RBR with nothing new waiting: with the FIFOs off, RBR is a holding
+register and gives the last byte received again (the datasheet's RBR, and
+QEMU); with them on, an empty FIFO reads 0 (QEMU).  firmware/uart_rbr.c
+shows both on QEMU and minivm.
 """
 from collections import deque
 
@@ -104,6 +109,7 @@ class Uart16550(Device):
         self.scr = 0
         self.divisor = RESET_DIVISOR
         self.fcr = 0
+        self.rbr = 0           # the holding register: the last byte received with the FIFOs off
         self.rx_fifo.clear()
         self.thr_interrupt = False   # "THR empty" pending until IIR is read or THR written
         self.update_irq()
@@ -178,6 +184,8 @@ class Uart16550(Device):
                     break             # a full FIFO drops the new byte
                 self.rx_fifo.clear()  # without FIFO the new byte overwrites RBR
             self.rx_fifo.append(byte)
+            if not self.fcr & FCR_ENABLE:
+                self.rbr = byte
             taken += 1
         if taken:
             self.lsr |= LSR_DR
@@ -194,7 +202,7 @@ class Uart16550(Device):
 
     def _read_rbr(self):
         if not self.rx_fifo:
-            return 0
+            return 0 if self.fcr & FCR_ENABLE else self.rbr
         value = self.rx_fifo.popleft()
         self.payload_bytes += 1
         if not self.rx_fifo:
