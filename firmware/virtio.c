@@ -348,6 +348,11 @@ int vblk_init(struct vblk_info *info)
     return 0;
 }
 
+__attribute__((weak)) uint64_t vblk_buffer_address(const void *buffer)
+{
+    return (uintptr_t)buffer;
+}
+
 /*
  * "Supplying Buffers to The Device", steps 1-2: one request into the
  * descriptor table and the available ring.  Not visible to the device
@@ -366,19 +371,19 @@ static void add_request(uint32_t type, uint64_t sector, void *data, uint32_t len
     statuses[i] = 0xff;
 
     struct virtq_desc *d = &queue.desc[head];
-    d->addr = (uintptr_t)&headers[i];
+    d->addr = vblk_buffer_address(&headers[i]);
     d->len = sizeof headers[i];
     d->flags = VIRTQ_DESC_F_NEXT;               /* device-readable */
     d->next = length ? head + 1 : last;
     if (length) {
         d = &queue.desc[head + 1];
-        d->addr = (uintptr_t)data;
+        d->addr = vblk_buffer_address(data);
         d->len = length;
         d->flags = VIRTQ_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0);
         d->next = last;
     }
     d = &queue.desc[last];
-    d->addr = (uintptr_t)&statuses[i];
+    d->addr = vblk_buffer_address(&statuses[i]);
     d->len = 1;
     d->flags = VIRTQ_DESC_F_WRITE;              /* end of the chain */
     d->next = 0;

@@ -52,4 +52,9 @@ int vblk_write(uint64_t sector, const void *buffer, uint32_t count);
 /* Make the writes completed so far stable (needs can_flush). */
 int vblk_flush(void);
 
+/* The address the driver puts in a descriptor for `buffer`: the pointer
+ * itself (M-mode, no paging: a pointer is a physical address).  Weak, so
+ * virtio_signext.c can show what a buggy RV32 driver writes instead. */
+uint64_t vblk_buffer_address(const void *buffer);
+
 #endif

@@ -13,10 +13,12 @@ import oracle
 # every machine) and bounded, so the suite's result never depends on luck.
 # "fuzz" is the long hunt: fresh random examples, many of them, and failures
 # kept in .hypothesis/ so the next run replays them first.  Choose it with
-# HYPOTHESIS_PROFILE=fuzz (the README shows the command).
+# HYPOTHESIS_PROFILE=fuzz (the README shows the command); FUZZ_EXAMPLES=N
+# sets how many examples each test draws there.
 settings.register_profile("default", derandomize=True, max_examples=300, deadline=None,
                           database=None)
-settings.register_profile("fuzz", max_examples=20_000, deadline=None)
+settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 20_000)),
+                          deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 FIRMWARE = oracle.FIRMWARE

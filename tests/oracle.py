@@ -23,7 +23,7 @@ RUNAWAY_SECONDS = 2
 # Images that need a disk image or a mapped file: tested with one in their own
 # test files (test_piodisk.py, test_virtio.py, test_passthrough.py), not here.
 NEEDS_SETUP = {"pio_disk", "pio_bench", "virtio_blk", "virtio_bench", "virtio_irq",
-               "passthrough", "passthrough_bench"}
+               "passthrough", "passthrough_bench", "virtio_signext-rv32"}
 
 
 def images():

@@ -117,3 +117,36 @@ def test_interrupt_driven_driver_as_on_qemu(tmp_path):
     ours, theirs = make_image(tmp_path, name="ours.img"), make_image(tmp_path, name="qemu.img")
     done = minivm("run", firmware("virtio_irq"), "--virtio-blk", str(ours))
     assert (done.stdout, done.returncode) == run_qemu_with_disk(firmware("virtio_irq"), theirs)
+
+
+SIGN_EXTENDED_LINE = (
+    "minivm: virtio0: DEVICE_NEEDS_RESET: request at head 0, descriptor 0 of the descriptor "
+    "table: 0xffffffff80002010+16 is outside guest RAM (0x80002010 sign-extended to 64 bits? "
+    "cast the pointer through uint32_t)\n")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sign_extended_buffer_addresses_are_refused_and_explained(tmp_path, transport):
+    """An RV32 driver writing (uint64_t)pointer: the chain is refused and
+    minivm names the descriptor and the address on stderr."""
+    image = make_image(tmp_path)
+    original = image.read_bytes()
+    spec = str(image) + ("" if transport == "modern" else ",legacy")
+    done = minivm("run", firmware("virtio_signext-rv32"), "--virtio-blk", spec, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.decode() == SIGN_EXTENDED_LINE
+    assert done.stdout.decode().endswith("virtio-blk: no answer from the device\n")
+    assert image.read_bytes() == original
+
+
+@needs_qemu
+def test_sign_extended_buffer_addresses_fail_on_qemu_too(tmp_path):
+    """QEMU 7.2 maps the first buffer that is not RAM through its one bounce
+    buffer and fails the second ("bogus descriptor"), so the same driver
+    times out there too, with the same output (modern transport)."""
+    ours, theirs = make_image(tmp_path, name="ours.img"), make_image(tmp_path, name="qemu.img")
+    done = minivm("run", firmware("virtio_signext-rv32"), "--virtio-blk", ours, timeout=300)
+    output, status = run_qemu_with_disk(firmware("virtio_signext-rv32"), theirs)
+    assert (done.stdout, done.returncode) == (output, status)
+    assert b"virtio-blk: device status 0x4f\n" in output     # DEVICE_NEEDS_RESET on both
+    assert ours.read_bytes() == theirs.read_bytes()

@@ -38,7 +38,7 @@ Buffer = namedtuple("Buffer", "address length writable")
 
 
 # Why a ring was refused: ChainError.reason.  minivm/_fastpath.pyx reports
-# the same numbers.  {address:#x}, {length}, {descriptor} are the fault's fields.
+# the same numbers.  The texts take the fault's address and length.
 OUTSIDE_RAM = 1
 AVAIL_IDX_JUMP = 2
 PAST_TABLE = 3
@@ -64,7 +64,6 @@ REASONS = {
 # (None for the rings themselves); descriptor: the index it was reading
 # (None for the request as a whole), in the indirect table if `indirect`.
 Fault = namedtuple("Fault", "reason head descriptor indirect address length")
-
 
 # The fields each reason fills in (the others are None).
 ADDRESS_AND_LENGTH = (OUTSIDE_RAM, AVAIL_IDX_JUMP, BAD_INDIRECT_TABLE)
