@@ -57,7 +57,7 @@ def build_parser(argv=()):
                      help="print traps per device and per register at exit")
     run.add_argument("--disk", metavar="IMAGE[,ro]",
                      help="a raw disk image (size a multiple of 512) for the PIO disk; "
-                          ",ro opens it read-only")
+                          ",ro opens it read-only; write a comma in IMAGE as ,,")
     run.add_argument("--virtio-blk", action="append", default=[], metavar="IMAGE[,ro][,legacy]",
                      help="a raw disk image behind a virtio-mmio block device (modern; "
                           ",legacy for the version 1 interface); repeatable, slot 0 first")

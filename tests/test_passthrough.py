@@ -123,6 +123,15 @@ def test_size_not_a_page_multiple_is_refused_not_mapped(tmp_path, size):
     ("{path}@0x40000000,fast", ["bad passthrough mode"]),
     ("{path}@0x80000000", ["overlaps ram"]),
     ("{path}@0x10000000", ["overlaps uart0"]),
+    # past the guest's physical address space (56 bits on RV64), or negative
+    (f"{{path}}@0x{1 << 64:x}", ["56-bit physical address space"]),
+    (f"{{path}}@0x{(1 << 64) + 0x8000_0000:x}", ["56-bit physical address space"]),
+    ("{path}@0xFFFFFFFFFFFFF000", ["56-bit physical address space"]),
+    (f"{{path}}@0x{(1 << 56) - 0x1000:x}", ["56-bit physical address space"]),
+    ("{path}@-0x1000", ["bad passthrough address"]),
+    ("{path}@+0x1000", ["bad passthrough address"]),
+    ("{path}@0x", ["bad passthrough address"]),
+    ("{path}@0x40000000,ro,private", ["PATH@ADDR"]),
 ])
 def test_bad_options(tmp_path, option, words):
     path = random_file(tmp_path)
@@ -136,3 +145,39 @@ def test_windows_must_not_overlap_each_other(tmp_path):
     first, second = random_file(tmp_path, name="a.bin"), random_file(tmp_path, name="b.bin")
     with pytest.raises(MinivmError, match="passthrough1 .* overlaps passthrough0"):
         Machine(firmware("hello"), passthrough=[f"{first}@0x40000000", f"{second}@0x4000f000"])
+
+
+def test_highest_window_that_fits_is_mapped(tmp_path):
+    path = random_file(tmp_path)
+    machine = Machine(firmware("hello"), passthrough=[f"{path}@0x{(1 << 56) - CHECKED:x}"])
+    assert machine.memory_map()[-1][1:3] == ((1 << 56) - CHECKED, CHECKED)
+
+
+def test_rv32_guest_has_a_34_bit_physical_address_space(tmp_path):
+    path = random_file(tmp_path)
+    assert refused(minivm("run", "hello-rv32", "--passthrough", f"{path}@0x400000000"),
+                   "34-bit physical address space")
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero"])
+def test_not_a_mappable_file(tmp_path, source):
+    if source == "fifo":
+        source = tmp_path / "fifo"
+        os.mkfifo(source)        # opening it read-only would wait for a writer forever
+    assert refused(run_demo(source, ",ro"), "not a regular file")
+
+
+def test_file_without_write_permission_is_not_mapped_read_write(tmp_path):
+    # root's access() says any file is writable; the mode bits say otherwise.
+    path = random_file(tmp_path)
+    os.chmod(path, 0o444)
+    original = open(path, "rb").read()
+    assert refused(run_demo(path), "read-only file (mode 444)")
+    assert run_demo(path, ",ro").returncode == 3           # the guest's store faults
+    assert open(path, "rb").read() == original
+
+
+def test_path_with_a_comma(tmp_path):
+    path = random_file(tmp_path, name="my,window@v2.bin")
+    done = run_demo(str(path).replace(",", ",,"), ",private")
+    assert done.returncode == 0, done.stderr.decode()
