@@ -181,3 +181,49 @@ def test_path_with_a_comma(tmp_path):
     path = random_file(tmp_path, name="my,window@v2.bin")
     done = run_demo(str(path).replace(",", ",,"), ",private")
     assert done.returncode == 0, done.stderr.decode()
+
+
+SHRINK_THEN_RUN = """
+import os, sys
+from minivm.machine import Machine
+path, size = sys.argv[1], int(sys.argv[2])
+machine = Machine(sys.argv[3], passthrough=[path + "@0x40000000"])
+os.truncate(path, size)          # another program shrinks the file under the mapping
+result = machine.run()
+print(result.exit_code, result.message)
+"""
+
+
+@pytest.mark.parametrize("pure", ["0", "1"])
+@pytest.mark.parametrize("size", [4096, 0])
+def test_file_that_shrinks_while_mapped_ends_the_run_in_one_line(tmp_path, size, pure):
+    # The guest's load from a page with no file behind it raises SIGBUS in
+    # the host; the guard catches it (with MINIVM_PURE=1 too: it has no twin).
+    import subprocess
+    import sys
+    path = random_file(tmp_path)
+    done = subprocess.run([sys.executable, "-c", SHRINK_THEN_RUN, path, str(size),
+                           firmware("passthrough")], capture_output=True, timeout=120,
+                          env={**os.environ, "MINIVM_PURE": pure})
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode() == (
+        f"2 {path}: the passthrough file shrank while mapped (the guest's access at "
+        f"0x{0x4000_0000 + size:x} is past its end)\n")
+
+
+def test_any_other_sigbus_still_ends_the_process():
+    # The guard takes only faults inside its windows; a SIGBUS elsewhere
+    # (here one sent with kill) goes to the handler that was there before.
+    import signal
+    import subprocess
+    import sys
+    script = ("import os, signal, sys, tempfile\n"
+              "from minivm.machine import Machine\n"
+              "window = tempfile.NamedTemporaryFile()\n"
+              "window.truncate(4096)\n"
+              "Machine(sys.argv[1], passthrough=[window.name + '@0x40000000'])\n"
+              "os.kill(os.getpid(), signal.SIGBUS)\n"
+              "print('survived')\n")
+    done = subprocess.run([sys.executable, "-c", script, firmware("hello")],
+                          capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGBUS and done.stdout == b""
