@@ -97,7 +97,8 @@ def virtio_disk_from_option(text):
     """`IMAGE[,ro][,legacy]`, as --virtio-blk takes it: (DiskImage, legacy)."""
     path, options = split_option(text)
     if not path or any(option not in ("ro", "legacy") for option in options):
-        raise MinivmError(f"bad virtio-blk {text!r}: use IMAGE[,ro][,legacy] (,, for a comma in IMAGE)")
+        raise MinivmError(f"bad virtio-blk {text!r}: use IMAGE[,ro][,legacy] "
+                          f"(,, for a comma in IMAGE)")
     return DiskImage(path, read_only="ro" in options), "legacy" in options
 
 

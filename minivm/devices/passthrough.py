@@ -46,7 +46,8 @@ def parse_option(text):
     target, flags = hostfiles.split_option(text)
     path, at, address = target.rpartition("@")
     if not at or not path or len(flags) > 1:
-        raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private] (,, for a comma in PATH)")
+        raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private] "
+                          f"(,, for a comma in PATH)")
     digits = address.lower().removeprefix("0x")
     if not digits or any(digit not in "0123456789abcdef" for digit in digits):
         raise MinivmError(f"bad passthrough address {address!r}: use hex, e.g. 0x40000000")
