@@ -237,6 +237,14 @@ def test_stdout_on_a_full_disk():
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
+def test_info_on_a_full_disk():
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "minivm", "info"], stdout=full,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=120)
+    assert_one_line_error(done, "standard output", os.strerror(28))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
 def test_trace_file_on_a_full_disk():
     done = minivm("run", "--trace-file", "/dev/full")
     assert_one_line_error(done, "/dev/full", os.strerror(28))
