@@ -339,8 +339,8 @@ FLAG_WORDS = ["run", "info", "hello", "--memory", "-m", "--max-insns", "--gdb", 
 NUMBERS = ["0", "-1", "1", "0x10", "65535", "65536", str(1 << 64), "1e3", "", "0b1", "١٢"]
 argv_words = st.lists(st.one_of(st.sampled_from(FLAG_WORDS), st.sampled_from(NUMBERS),
                                 st.text(max_size=8)), max_size=8)
-PARSERS = settings(deadline=None, database=None, max_examples=300,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture])
+# How many examples: the hypothesis profile's (tests/conftest.py).
+PARSERS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @PARSERS
