@@ -600,3 +600,105 @@ cdef python_fault(Fault *fault):
     return make_fault(fault.reason, None if fault.head < 0 else fault.head,
                       None if fault.descriptor < 0 else fault.descriptor, bool(fault.indirect),
                       fault.address, fault.length)
+
+
+# ---------------------------------------------------------------------------
+# The SIGBUS guard for passthrough windows (no Python twin: Python cannot
+# catch a SIGBUS).  A file that shrinks while it is mapped leaves pages
+# with nothing behind them, and the guest's next load or store there makes
+# the host CPU raise SIGBUS in the middle of Unicorn's translated code.
+# Python's own signal handling would only note the signal and return to
+# the faulting instruction, which faults again, forever.  So this handler,
+# in C: if the address is inside a guarded window, it puts a zero page
+# where the file's page was (the access then completes, harmlessly), notes
+# which window it was, and asks Unicorn to stop; the run loop then ends the
+# run with one line naming the file.  Any other SIGBUS (a real crash, or
+# one sent with kill) goes to the handler that was there before (the
+# default one dumps core).
+# ---------------------------------------------------------------------------
+from posix.types cimport sigset_t
+
+cdef extern from "<signal.h>" nogil:
+    ctypedef struct bus_info "siginfo_t":
+        int si_code             # > 0: raised by the kernel for a fault (not kill(2))
+        void *si_addr
+    ctypedef void (*signal_action)(int, bus_info *, void *) noexcept nogil
+    cdef struct signal_setting "sigaction":
+        signal_action sa_sigaction
+        sigset_t sa_mask
+        int sa_flags
+    int sigaction(int number, const signal_setting *setting, signal_setting *previous)
+    int sigemptyset(sigset_t *set)
+    int raise_signal "raise" (int number)
+    enum: SA_SIGINFO
+    enum: SIGBUS
+
+cdef extern from "<sys/mman.h>" nogil:
+    void *mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset)
+    enum: PROT_READ
+    enum: PROT_WRITE
+    enum: MAP_PRIVATE
+    enum: MAP_ANONYMOUS
+    enum: MAP_FIXED
+
+DEF MAX_GUARDED = 256
+DEF HOST_PAGE = 4096
+
+cdef struct GuardedWindow:
+    size_t start, end           # host addresses of the mapping
+    void *uc                    # the Unicorn engine that maps it
+    uc_emu_stop_fn emu_stop
+
+cdef GuardedWindow guarded[MAX_GUARDED]
+cdef int guarded_count = 0
+cdef int faulted_window = -1    # the first window that faulted, or -1
+cdef size_t faulted_address = 0
+cdef signal_setting previous_setting
+
+
+cdef void on_sigbus(int number, bus_info *info, void *context) noexcept nogil:
+    global faulted_window, faulted_address
+    cdef size_t address = <size_t>info.si_addr
+    cdef int i
+    for i in range(guarded_count if info.si_code > 0 else 0):
+        if guarded[i].start <= address < guarded[i].end:
+            if mmap(<void *>(address & ~<size_t>(HOST_PAGE - 1)), HOST_PAGE,
+                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                    -1, 0) == <void *>-1:
+                break               # no page to put there: crash as before
+            if faulted_window < 0:
+                faulted_window, faulted_address = i, address
+            guarded[i].emu_stop(guarded[i].uc)
+            return
+    # Not ours: to the previous handler, as soon as this one returns.
+    sigaction(SIGBUS, &previous_setting, NULL)
+    raise_signal(SIGBUS)
+
+
+def guard_window(size_t start, size_t length, size_t uc, size_t emu_stop_address):
+    """Guard host addresses [start, start+length), mapped by the Unicorn
+    engine `uc` (a uc_engine pointer).  The number of the window, or -1 if
+    the table is full.  Windows stay mapped for the life of the process."""
+    global guarded_count
+    cdef signal_setting setting
+    if guarded_count == MAX_GUARDED:
+        return -1
+    if guarded_count == 0:
+        setting.sa_sigaction = on_sigbus
+        sigemptyset(&setting.sa_mask)
+        setting.sa_flags = SA_SIGINFO
+        sigaction(SIGBUS, &setting, &previous_setting)
+    guarded[guarded_count].start = start
+    guarded[guarded_count].end = start + length
+    guarded[guarded_count].uc = <void *>uc
+    guarded[guarded_count].emu_stop = <uc_emu_stop_fn>emu_stop_address
+    guarded_count += 1
+    return guarded_count - 1
+
+
+def window_fault():
+    """(window number, host address) of the first guarded access that
+    faulted, or None."""
+    if faulted_window < 0:
+        return None
+    return faulted_window, faulted_address

@@ -58,7 +58,7 @@ def build_parser(argv=()):
                      help="print traps per device and per register at exit")
     run.add_argument("--disk", metavar="IMAGE[,ro]",
                      help="a raw disk image (size a multiple of 512) for the PIO disk; "
-                          ",ro opens it read-only")
+                          ",ro opens it read-only; write a comma in IMAGE as ,,")
     run.add_argument("--virtio-blk", action="append", default=[], metavar="IMAGE[,ro][,legacy]",
                      help="a raw disk image behind a virtio-mmio block device (modern; "
                           ",legacy for the version 1 interface); repeatable, slot 0 first")
@@ -232,7 +232,7 @@ def command_run(args):
         machine.sync()        # stores in passthrough windows reach their files, whatever happened
         if isinstance(trace, OutputFile):
             trace.close()
-    flush_stdout()
+    write_stdout()
     if signals.received is not None:
         print(f"minivm: stopped by {signals.received.name}", file=sys.stderr)
         return 128 + signals.received
@@ -245,10 +245,17 @@ def command_run(args):
     return result.exit_code
 
 
-def flush_stdout():
+def write_stdout(text=""):
+    """Write text to stdout and flush it; a failure (a full disk) is one line.
+    What could not be written is dropped, so the interpreter's own flush at
+    exit stays quiet."""
+    import os
     try:
+        sys.stdout.write(text)
         sys.stdout.flush()
     except OSError as error:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
         raise MinivmError(f"standard output: {error.strerror}") from None
 
 
@@ -300,12 +307,14 @@ def command_info(args):
 
     machine = Machine(firmware_path(args.firmware), memory=args.memory, disk=args.disk,
                       passthrough=args.passthrough, virtio_blk=args.virtio_blk)
-    print(f"minivm: RV{machine.vcpu.xlen} machine, QEMU virt memory map")
-    print(f"  {'region':<13} {'base':>12} {'size':>12}  irq")
+    lines = [f"minivm: RV{machine.vcpu.xlen} machine, QEMU virt memory map",
+             f"  {'region':<13} {'base':>12} {'size':>12}  irq"]
     for name, base, size, irq in machine.memory_map():
-        print(f"  {name:<13} 0x{base:010x} 0x{size:010x}  {'-' if irq is None else irq}")
-    print(f"unicorn {unicorn.__version__}, capstone {capstone.__version__}")
-    print(f"virtqueue and instruction clock: {describe()}")
+        lines.append(f"  {name:<13} 0x{base:010x} 0x{size:010x}  {'-' if irq is None else irq}")
+    lines.append(f"unicorn {unicorn.__version__}, capstone {capstone.__version__}")
+    lines.append(f"virtqueue and instruction clock: {describe()}")
+    if sys.stdout is not None:
+        write_stdout("\n".join(lines) + "\n")
     return 0
 
 

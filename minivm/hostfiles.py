@@ -14,6 +14,7 @@ An option that names a file takes comma-separated flags after the path
 (`disk.img,ro`); a path containing a comma writes it twice, as QEMU does
 (`my,,disk.img,ro` is the file `my,disk.img`, read-only).
 """
+import errno
 import os
 import stat
 
@@ -60,7 +61,7 @@ def open_host_file(path, kinds=(REGULAR,), write=False, what="file"):
     if kind not in kinds:
         os.close(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise MinivmError(f"{path}: {os.strerror(21)}")    # "Is a directory"
+            raise MinivmError(f"{path}: {os.strerror(errno.EISDIR)}")
         raise MinivmError(f"{path}: not a regular file, cannot be used as a {what}")
     os.set_blocking(fd, True)
     return fd, info

@@ -68,6 +68,7 @@ HOST_CLOCK_POLL = 1_000_000
 HOST_CLOCK_NAP = 1.0
 
 # Exit statuses for runs the guest did not end through the finisher.
+EXIT_BAD_INPUT = 2         # as for bad input found before the run
 EXIT_LIMIT = 124           # --max-insns reached (as timeout(1) uses 124)
 EXIT_GUEST_ERROR = 125     # the guest did something no machine can recover from
 EXIT_INTERRUPTED = 130     # Ctrl-C (128 + SIGINT)
@@ -76,7 +77,8 @@ EXIT_INTERRUPTED = 130     # Ctrl-C (128 + SIGINT)
 class RunResult:
     """How a run ended.
 
-    exit_code     the finisher's code, or EXIT_LIMIT / EXIT_GUEST_ERROR / EXIT_INTERRUPTED
+    exit_code     the finisher's code, or EXIT_LIMIT / EXIT_GUEST_ERROR / EXIT_INTERRUPTED /
+                  EXIT_BAD_INPUT
     reason        the ExitReason of the last exit
     output        what the guest printed, when it was not sent to a stream
     instructions  guest instructions run, when they were counted (else None)
@@ -101,7 +103,8 @@ def virtio_disk_from_option(text):
     """`IMAGE[,ro][,legacy]`, as --virtio-blk takes it: (DiskImage, legacy)."""
     path, options = split_option(text)
     if not path or any(option not in ("ro", "legacy") for option in options):
-        raise MinivmError(f"bad virtio-blk {text!r}: use IMAGE[,ro][,legacy]")
+        raise MinivmError(f"bad virtio-blk {text!r}: use IMAGE[,ro][,legacy] "
+                          f"(,, for a comma in IMAGE)")
     return DiskImage(path, read_only="ro" in options), "legacy" in options
 
 
@@ -325,6 +328,9 @@ class Machine:
         while True:
             exit = self.vcpu.run()
             self.console.flush()
+            shrunk = self._shrunk_window(exit)
+            if shrunk is not None:
+                return shrunk
             if self.debugger is not None and self.debugger.owns(exit):
                 if self.debugger.stopped(exit) == "kill":
                     return self._end(exit, 0, "killed by the debugger")
@@ -334,6 +340,17 @@ class Machine:
             if result is not None:
                 return result
             self._prepare_next_run()
+
+    def _shrunk_window(self, exit):
+        """A RunResult if a passthrough file shrank under its mapping: the
+        guest touched a page with no file behind it (the host's SIGBUS)."""
+        for window in self.windows:
+            address = window.fault()
+            if address is not None:
+                return self._end(exit, EXIT_BAD_INPUT,
+                                 f"{window.path}: the passthrough file shrank while mapped "
+                                 f"(the guest's access at 0x{address:x} is past its end)")
+        return None
 
     def _trace_virtio_requests(self):
         for name, device in self.devices.items():

@@ -8,9 +8,15 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import oracle
 from conftest import firmware, minivm
+from minivm import hostfiles
+from minivm.cli import build_parser
+from minivm.devices import passthrough
+from minivm.errors import MinivmError
+from minivm.machine import MAX_MEMORY, parse_memory, virtio_disk_from_option
 
 
 def assert_one_line_error(done, *words):
@@ -231,6 +237,14 @@ def test_stdout_on_a_full_disk():
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
+def test_info_on_a_full_disk():
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "minivm", "info"], stdout=full,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=120)
+    assert_one_line_error(done, "standard output", os.strerror(28))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this machine")
 def test_trace_file_on_a_full_disk():
     done = minivm("run", "--trace-file", "/dev/full")
     assert_one_line_error(done, "/dev/full", os.strerror(28))
@@ -315,3 +329,95 @@ def test_fail_code_that_would_exit_0_exits_1(code, status):
     machine = Machine(firmware("hello"))
     machine.ram.write(machine.program.entry, finisher_store(code << 16 | 0x3333))
     assert machine.run(max_insns=100).exit_code == status
+
+
+# -- the option parsers fuzzed: a value or one line, never another exception -----------
+
+FLAG_WORDS = ["run", "info", "hello", "--memory", "-m", "--max-insns", "--gdb", "--gdb-wait",
+              "--trace", "--trace=mmio", "--stats", "--clock", "--input", "--disk",
+              "--passthrough", "--virtio-blk", "--break-on", "--", "-", "--help"]
+NUMBERS = ["0", "-1", "1", "0x10", "65535", "65536", str(1 << 64), "1e3", "", "0b1", "١٢"]
+argv_words = st.lists(st.one_of(st.sampled_from(FLAG_WORDS), st.sampled_from(NUMBERS),
+                                st.text(max_size=8)), max_size=8)
+# How many examples: the hypothesis profile's (tests/conftest.py).
+PARSERS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PARSERS
+@given(argv=argv_words)
+def test_argument_parser_gives_arguments_or_one_line(argv):
+    import contextlib
+    import io
+    if "--help" in argv or "-h" in argv:
+        return                                   # help is a page, on purpose
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            args = build_parser(argv).parse_args(argv)
+    except SystemExit as exit:
+        assert exit.code == 2
+        message = errors.getvalue()
+        assert message.startswith("minivm: ") and message.count("\n") == 1, message
+        assert "--help" in message
+        return
+    if args.command == "run":
+        assert args.gdb is None or 1 <= args.gdb <= 65535
+        assert args.max_insns is None or 1 <= args.max_insns < 1 << 64
+
+
+@PARSERS
+@given(text=st.one_of(st.text(max_size=12),
+                      st.from_regex(r"\s*-?[0-9]{0,12}\s*([KMG](i?B)?)?", fullmatch=True)))
+def test_memory_size_is_a_size_or_one_line(text):
+    try:
+        size = parse_memory(text)
+    except MinivmError as error:
+        assert "\n" not in str(error)
+        return
+    assert 0 < size <= MAX_MEMORY and size % 4096 == 0
+
+
+@PARSERS
+@given(path=st.text(min_size=1).filter(lambda text: "\0" not in text),
+       flags=st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz@.=", min_size=1,
+                              max_size=8), max_size=3))
+def test_a_comma_in_a_path_is_written_twice(path, flags):
+    text = path.replace(",", ",,") + "".join("," + flag for flag in flags)
+    assert hostfiles.split_option(text) == (path, flags)
+
+
+@PARSERS
+@given(text=st.one_of(st.text(max_size=30),
+                      st.builds("{}@{}{}{}".format, st.text(max_size=6),
+                                st.sampled_from(["", "0x", "-0x", "+", "0X"]),
+                                st.text(alphabet="0123456789abcdefABCDEF_ -", max_size=20),
+                                st.sampled_from(["", ",ro", ",private", ",rw", ",", ",ro,ro"]))))
+def test_passthrough_option_is_parsed_or_one_line(text):
+    try:
+        path, address, mode = passthrough.parse_option(text)
+    except MinivmError as error:
+        assert "\n" not in str(error)
+        return
+    assert path and address >= 0 and mode in ("rw", "ro", "private", "")
+
+
+@pytest.fixture(scope="module")
+def small_image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images") / "small.img"
+    path.write_bytes(bytes(4096))
+    return str(path)
+
+
+@PARSERS
+@given(flags=st.lists(st.sampled_from(["ro", "legacy", "rw", "RO", "ro=1", "path", " ro"]),
+                      max_size=4))
+def test_virtio_option_is_parsed_or_one_line(small_image, flags):
+    text = ",".join([small_image, *flags])
+    try:
+        image, legacy = virtio_disk_from_option(text)
+    except MinivmError as error:
+        assert "\n" not in str(error) and "IMAGE[,ro][,legacy]" in str(error)
+        return
+    image.close()
+    assert set(flags) <= {"ro", "legacy"}
+    assert (image.read_only, legacy) == ("ro" in flags, "legacy" in flags)

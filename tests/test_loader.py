@@ -208,8 +208,7 @@ def mutants(draw):
 MUTANT_RAM = None
 
 
-@settings(max_examples=400, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=mutants())
 def test_mutated_images_load_cleanly_or_fail_in_one_line(tmp_path, image):
     global MUTANT_RAM

@@ -123,6 +123,15 @@ def test_size_not_a_page_multiple_is_refused_not_mapped(tmp_path, size):
     ("{path}@0x40000000,fast", ["bad passthrough mode"]),
     ("{path}@0x80000000", ["overlaps ram"]),
     ("{path}@0x10000000", ["overlaps uart0"]),
+    # past the guest's physical address space (56 bits on RV64), or negative
+    (f"{{path}}@0x{1 << 64:x}", ["56-bit physical address space"]),
+    (f"{{path}}@0x{(1 << 64) + 0x8000_0000:x}", ["56-bit physical address space"]),
+    ("{path}@0xFFFFFFFFFFFFF000", ["56-bit physical address space"]),
+    (f"{{path}}@0x{(1 << 56) - 0x1000:x}", ["56-bit physical address space"]),
+    ("{path}@-0x1000", ["bad passthrough address"]),
+    ("{path}@+0x1000", ["bad passthrough address"]),
+    ("{path}@0x", ["bad passthrough address"]),
+    ("{path}@0x40000000,ro,private", ["PATH@ADDR"]),
 ])
 def test_bad_options(tmp_path, option, words):
     path = random_file(tmp_path)
@@ -136,3 +145,85 @@ def test_windows_must_not_overlap_each_other(tmp_path):
     first, second = random_file(tmp_path, name="a.bin"), random_file(tmp_path, name="b.bin")
     with pytest.raises(MinivmError, match="passthrough1 .* overlaps passthrough0"):
         Machine(firmware("hello"), passthrough=[f"{first}@0x40000000", f"{second}@0x4000f000"])
+
+
+def test_highest_window_that_fits_is_mapped(tmp_path):
+    path = random_file(tmp_path)
+    machine = Machine(firmware("hello"), passthrough=[f"{path}@0x{(1 << 56) - CHECKED:x}"])
+    assert machine.memory_map()[-1][1:3] == ((1 << 56) - CHECKED, CHECKED)
+
+
+def test_rv32_guest_has_a_34_bit_physical_address_space(tmp_path):
+    path = random_file(tmp_path)
+    assert refused(minivm("run", "hello-rv32", "--passthrough", f"{path}@0x400000000"),
+                   "34-bit physical address space")
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero"])
+def test_not_a_mappable_file(tmp_path, source):
+    if source == "fifo":
+        source = tmp_path / "fifo"
+        os.mkfifo(source)        # opening it read-only would wait for a writer forever
+    assert refused(run_demo(source, ",ro"), "not a regular file")
+
+
+def test_file_without_write_permission_is_not_mapped_read_write(tmp_path):
+    # root's access() says any file is writable; the mode bits say otherwise.
+    path = random_file(tmp_path)
+    os.chmod(path, 0o444)
+    original = open(path, "rb").read()
+    assert refused(run_demo(path), "read-only file (mode 444)")
+    assert run_demo(path, ",ro").returncode == 3           # the guest's store faults
+    assert open(path, "rb").read() == original
+
+
+def test_path_with_a_comma(tmp_path):
+    path = random_file(tmp_path, name="my,window@v2.bin")
+    done = run_demo(str(path).replace(",", ",,"), ",private")
+    assert done.returncode == 0, done.stderr.decode()
+
+
+SHRINK_THEN_RUN = """
+import os, sys
+from minivm.machine import Machine
+path, size = sys.argv[1], int(sys.argv[2])
+machine = Machine(sys.argv[3], passthrough=[path + "@0x40000000"])
+os.truncate(path, size)          # another program shrinks the file under the mapping
+result = machine.run()
+print(result.exit_code, result.message)
+"""
+
+
+@pytest.mark.parametrize("pure", ["0", "1"])
+@pytest.mark.parametrize("size", [4096, 0])
+def test_file_that_shrinks_while_mapped_ends_the_run_in_one_line(tmp_path, size, pure):
+    # The guest's load from a page with no file behind it raises SIGBUS in
+    # the host; the guard catches it (with MINIVM_PURE=1 too: it has no twin).
+    import subprocess
+    import sys
+    path = random_file(tmp_path)
+    done = subprocess.run([sys.executable, "-c", SHRINK_THEN_RUN, path, str(size),
+                           firmware("passthrough")], capture_output=True, timeout=120,
+                          env={**os.environ, "MINIVM_PURE": pure})
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode() == (
+        f"2 {path}: the passthrough file shrank while mapped (the guest's access at "
+        f"0x{0x4000_0000 + size:x} is past its end)\n")
+
+
+def test_any_other_sigbus_still_ends_the_process():
+    # The guard takes only faults inside its windows; a SIGBUS elsewhere
+    # (here one sent with kill) goes to the handler that was there before.
+    import signal
+    import subprocess
+    import sys
+    script = ("import os, signal, sys, tempfile\n"
+              "from minivm.machine import Machine\n"
+              "window = tempfile.NamedTemporaryFile()\n"
+              "window.truncate(4096)\n"
+              "Machine(sys.argv[1], passthrough=[window.name + '@0x40000000'])\n"
+              "os.kill(os.getpid(), signal.SIGBUS)\n"
+              "print('survived')\n")
+    done = subprocess.run([sys.executable, "-c", script, firmware("hello")],
+                          capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGBUS and done.stdout == b""

@@ -265,3 +265,30 @@ def test_unreadable_image_is_refused(tmp_path):
 def test_in_process_errors_are_minivm_errors(tmp_path):
     with pytest.raises(MinivmError, match="not a positive multiple"):
         DiskImage(str(image_file(tmp_path, 100)))
+
+
+def test_image_without_write_permission_is_read_only_even_for_root(tmp_path):
+    image = image_file(tmp_path, 64 * 1024)
+    image.chmod(0o444)
+    original = image.read_bytes()
+    done = run_demo("--disk", image)                  # no ,ro: the mode bits say it
+    assert done.returncode == 3
+    assert "WRITE failed: error 3\n" in done.stdout.decode()
+    assert image.read_bytes() == original
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero"])
+def test_not_a_disk_image(tmp_path, source):
+    if source == "fifo":
+        source = tmp_path / "fifo"
+        os.mkfifo(source)        # opening it read-only would wait for a writer forever
+    assert_refused(run_demo("--disk", f"{source},ro"), "not a regular file")
+
+
+def test_path_with_a_comma(tmp_path):
+    image = image_file(tmp_path, 64 * 1024, name="disk,v2.img")
+    original = image.read_bytes()
+    done = run_demo("--disk", str(image).replace(",", ",,") + ",ro")
+    assert done.returncode == 3 and b"capacity: 128 sectors" in done.stdout
+    assert image.read_bytes() == original
+    assert_refused(run_demo("--disk", image), "IMAGE,ro")     # one comma: an option

@@ -13,8 +13,11 @@ no trap, so it counts none, and it cannot see the accesses (nor trace them).
 The file's size must be a positive multiple of 4 KiB.  mmap works in whole
 pages, and a guest access to the part of a page past the end of the file
 would raise SIGBUS in the host, so minivm refuses such files instead of
-padding them (pad one with `truncate -s %4K FILE`).  The file must not
-shrink while the guest runs, for the same reason.
+padding them (pad one with `truncate -s %4K FILE`).  A file that shrinks
+while the guest runs (another program truncates it) does the same to pages
+that were whole: the SIGBUS guard in minivm._fastpath catches that and the
+run ends with one line naming the file.  (Without the compiled extension
+there is no guard, and the host dies of the SIGBUS.)
 """
 import ctypes
 import mmap
@@ -43,7 +46,8 @@ def parse_option(text):
     target, flags = hostfiles.split_option(text)
     path, at, address = target.rpartition("@")
     if not at or not path or len(flags) > 1:
-        raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private]")
+        raise MinivmError(f"bad passthrough {text!r}: use PATH@ADDR[,ro|,private] "
+                          f"(,, for a comma in PATH)")
     digits = address.lower().removeprefix("0x")
     if not digits or any(digit not in "0123456789abcdef" for digit in digits):
         raise MinivmError(f"bad passthrough address {address!r}: use hex, e.g. 0x40000000")
@@ -59,6 +63,7 @@ class PassthroughWindow:
         if address < 0 or address % PAGE:
             raise MinivmError(f"passthrough address 0x{address:x} is not 4 KiB aligned")
         self.path, self.address, self.mode = path, address, mode
+        self.guard = None        # its number in the SIGBUS guard, once mapped
         fd, info = hostfiles.open_host_file(path, kinds=(hostfiles.REGULAR, hostfiles.BLOCK),
                                             write=mode == "rw", what="passthrough file")
         try:
@@ -92,6 +97,16 @@ class PassthroughWindow:
 
     def map_into(self, uc):
         uc.mem_map_ptr(self.address, self.size, self.guest_protection, self.pointer)
+        self.guard = _guard(self, uc)
+
+    def fault(self):
+        """The guest physical address of an access that found the file
+        shrunk under the mapping (SIGBUS, caught), or None."""
+        native = _sigbus_guard()
+        fault = native.window_fault() if native is not None else None
+        if fault is None or fault[0] != self.guard:
+            return None
+        return self.address + fault[1] - self.pointer
 
     def sync(self):
         """Push the guest's stores to the file (a read-write window only)."""
@@ -107,3 +122,24 @@ class PassthroughWindow:
     def describe(self):
         return (f"{self.path} -> 0x{self.address:x}-0x{self.address + self.size - 1:x} "
                 f"({self.mode}, {self.size // 1024} KiB)")
+
+
+def _sigbus_guard():
+    """minivm._fastpath, which holds the SIGBUS guard, or None if it is not
+    built.  Used even with MINIVM_PURE=1: the guard has no Python twin."""
+    try:
+        from minivm import _fastpath
+    except ImportError:
+        return None
+    return _fastpath
+
+
+def _guard(window, uc):
+    """Guard the window's host pages against SIGBUS: its number, or None."""
+    from unicorn.unicorn_py3 import unicorn as binding
+    native = _sigbus_guard()
+    if native is None:
+        return None
+    return native.guard_window(window.pointer, window.size,
+                               ctypes.cast(uc._uch, ctypes.c_void_p).value,
+                               ctypes.cast(binding.uclib.uc_emu_stop, ctypes.c_void_p).value)

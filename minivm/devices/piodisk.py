@@ -284,7 +284,7 @@ class DiskImage:
         path, options = split_option(text)
         unknown = [option for option in options if option != "ro"]
         if unknown or not path:
-            raise MinivmError(f"bad disk {text!r}: use IMAGE or IMAGE,ro")
+            raise MinivmError(f"bad disk {text!r}: use IMAGE or IMAGE,ro (,, for a comma in IMAGE)")
         return cls(path, read_only="ro" in options)
 
     def read_sector(self, sector, buffer):
