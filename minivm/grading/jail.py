@@ -118,9 +118,10 @@ def make(work, memory_mb, processes, hidden=()):
     os.makedirs(mount_point, mode=0o700)
     if uid is not None:
         os.chown(home, uid, uid)
+    binds = _binds(hidden)
     jail = {"uid": uid, "home": home, "root": mount_point, "memory_mb": memory_mb,
-            "processes": processes, "cgroups": {}, "namespaces": root,
-            "binds": _binds(hidden)}
+            "processes": processes, "cgroups": {}, "namespaces": root, "binds": binds,
+            "masks": _masks(binds, hidden)}
     if root:
         jail["cgroups"] = _make_cgroups(f"minivm-grade-{uid}", memory_mb, processes)
     return jail
@@ -150,6 +151,15 @@ def from_environment():
     """The jail the grader's judge process was given ($MINIVM_GRADE_JAIL), or None."""
     text = os.environ.get("MINIVM_GRADE_JAIL")
     return json.loads(text) if text else None
+
+
+def _masks(binds, hidden):
+    """Folders inside the binds to cover with an empty tmpfs: the labs installed
+    with minivm (solutions, hidden tests) and anything else hidden in there."""
+    from minivm.datafiles import data_folders
+    inside = [os.path.realpath(b) for b in binds]
+    return [h for h in map(os.path.realpath, [*hidden, *data_folders("labs")])
+            if any(h.startswith(b + os.sep) for b in inside)]
 
 
 def remove(jail):
@@ -210,6 +220,9 @@ def _build_view(jail):
             os.symlink(os.readlink(path), target)        # /lib -> usr/lib
             continue
         _bind(path, target, read_only=True)
+    for path in jail["masks"]:
+        if os.path.isdir(new + path):
+            _mount("tmpfs", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
     for name in DEVICES:
         _bind(f"/dev/{name}", f"{new}/dev/{name}", read_only=False)
     _bind(jail["home"], new + jail["home"], read_only=False)
