@@ -173,15 +173,13 @@ PUBLISH = "        state = self.state\n        self.memory.set_u16(state.used + 
 CHAIN = "        state = self.state\n        buffers = []"
 
 PATCHER = '''
-# A submission that tries to grade itself: it patches the grader, its pytest
-# plugin and the test kit in its own process and prints fake results.
+# A submission that tries to grade itself: it patches the grader and the test
+# kit in its own process and prints fake results.
 import json as _json
 import minivm.grading.grader as _grader
 import minivm.grading.labkit as _labkit
-import minivm.grading.plugin as _plugin
 
 _grader.results_json = lambda lab, *args, **kwargs: {"score": 1000, "tests": []}
-_plugin.verdict = lambda *args: {"status": "passed", "fraction": 1.0, "message": ""}
 _labkit.SubmissionError = Exception
 _labkit.Submission._request = lambda *args, **kwargs: None
 print(_json.dumps({"test": "test_chain_follows_next", "status": "passed", "fraction": 1.0}))
@@ -206,7 +204,7 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
             prefix=PATCHER)
     variant(batch, VQ, "syntax", [("virtqueue.py", "def need_event(event, new, old):",
                                    "def need_event(event, new, old)")])
-    status, out, err = run_grader(VQ, "--batch", batch, "--timeout", "6", *JOBS)
+    status, out, err = run_grader(VQ, "--batch", batch, "--timeout", "10", *JOBS)
     assert status == 0, err
     results = {path.parent.name: json.loads(path.read_text())
                for path in batch.glob("*/results.json")}

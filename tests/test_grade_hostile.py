@@ -208,7 +208,7 @@ def graded(tmp_path_factory):
     lab = tmp / "lab"
     shutil.copytree(LABS / VQ, lab)
     config = json.loads((lab / "lab.json").read_text())
-    config.update(memory_mb=256, processes=32, timeout=6)
+    config.update(memory_mb=256, processes=64, timeout=10)
     (lab / "lab.json").write_text(json.dumps(config))
     batch = tmp / "batch"
     batch.mkdir()
