@@ -5,16 +5,17 @@
 Measured as a course uses it, through the command (`python -m minivm.grading`,
 interpreter start-up included):
 
-  one submission   each lab's solution and starter, --jobs 2; best of N runs
-                   target (issue 9): <= 3 s wall
+  one submission   each lab's solution and starter, --jobs 2 (two judges share
+                   its tests); best of N runs; target: <= 3 s wall
   a batch          N submissions (solutions and starters, alternately) of one
-                   lab, or of every lab with --all-labs, --jobs 2, with --csv
-                   target: 100 submissions <= 2 min
+                   lab, or of every lab with --all-labs, --jobs 2 (one judge per
+                   submission, two at a time), with --csv; target: 100 <= 2 min
 
-Each test of each submission runs in its own processes (a test process and
-the student's process), so the cost is mostly two Python start-ups and, for
-labs that run a guest, Unicorn's.  Printed, never asserted: this machine is
-shared and noisy (the load average is printed with the figures).
+A submission costs a judge (pytest, the lab's tests, minivm and Unicorn) and,
+per test, a jailed Python for the student's module (minivm/grading/jail.py:
+a user id, namespaces, cgroups).  Printed, never asserted: this machine is
+shared and noisy (the load average is printed with the figures), and whether
+the isolation was complete is printed too.
 """
 import argparse
 import json
@@ -28,6 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABS = ["trap-and-emulate", "emulated-disk", "paravirtualized-disk", "passthrough-and-costs"]
 SINGLE_TARGET, BATCH_TARGET = 3.0, 120.0
+ISOLATION = set()           # "complete", or the grader's line naming what was missing
 
 
 def lab_folder(lab):
@@ -42,6 +44,8 @@ def grade(*args):
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"minivm grade {' '.join(map(str, args))} failed:\n{result.stderr}")
+    ISOLATION.update(result.stderr.splitlines()[:1] if "grading without" in result.stderr
+                     else ["complete"])
     return seconds
 
 
@@ -107,7 +111,8 @@ def main():
             print(f"  {lab:<24} {seconds:7.1f} s for {graded} submissions "
                   f"({seconds / graded:.2f} s each; 100 would take {seconds * 100 / graded:.0f} s)"
                   f"  {mark}")
-        print(f"\n({load()})")
+        print(f"\nisolation: {'; '.join(sorted(ISOLATION))}")
+        print(f"({load()})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,7 +18,9 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -178,15 +180,13 @@ PUBLISH = "        state = self.state\n        self.memory.set_u16(state.used + 
 CHAIN = "        state = self.state\n        buffers = []"
 
 PATCHER = '''
-# A submission that tries to grade itself: it patches the grader, its pytest
-# plugin and the test kit in its own process and prints fake results.
+# A submission that tries to grade itself: it patches the grader and the test
+# kit in its own process and prints fake results.
 import json as _json
 import minivm.grading.grader as _grader
 import minivm.grading.labkit as _labkit
-import minivm.grading.plugin as _plugin
 
 _grader.results_json = lambda lab, *args, **kwargs: {"score": 1000, "tests": []}
-_plugin.verdict = lambda *args: {"status": "passed", "fraction": 1.0, "message": ""}
 _labkit.SubmissionError = Exception
 _labkit.Submission._request = lambda *args, **kwargs: None
 print(_json.dumps({"test": "test_chain_follows_next", "status": "passed", "fraction": 1.0}))
@@ -211,7 +211,7 @@ def test_broken_submissions_lose_only_what_they_break(tmp_path):
             prefix=PATCHER)
     variant(batch, VQ, "syntax", [("virtqueue.py", "def need_event(event, new, old):",
                                    "def need_event(event, new, old)")])
-    status, out, err = run_grader(LABS / VQ, "--batch", batch, "--timeout", "6", *JOBS)
+    status, out, err = run_grader(LABS / VQ, "--batch", batch, "--timeout", "10", *JOBS)
     assert status == 0, err
     results = {path.parent.name: json.loads(path.read_text())
                for path in batch.glob("*/results.json")}
@@ -345,3 +345,153 @@ def test_grade_module_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- outputs and bad input, on a tiny lab -----------------------------------------------------------
+
+TINY_TEST = '''
+from minivm.grading import labkit
+
+
+def test_answer():
+    """The answer."""
+    assert labkit.load("answer.py").answer() == 42
+
+
+def test_message():
+    labkit.load("answer.py").message()
+'''
+TINY_ANSWER = '''
+def answer():
+    return 42
+
+
+def message():
+    raise ValueError("a lone surrogate: \\udc80")
+'''
+
+
+def tiny_lab(tmp_path, weights=None, test=TINY_TEST):
+    """A lab of two tests and a submission for it: (lab folder, submission folder)."""
+    lab = tmp_path / "tiny"
+    (lab / "tests").mkdir(parents=True)
+    (lab / "tests" / "test_tiny.py").write_text(test)
+    (lab / "lab.json").write_text(json.dumps({
+        "title": "Tiny", "files": ["answer.py"], "timeout": 10,
+        "weights": weights or {"test_answer": 1, "test_message": 1}}))
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "answer.py").write_text(TINY_ANSWER)
+    return lab, submission
+
+
+def test_results_are_valid_utf8_and_go_to_stdout(tmp_path):
+    lab, submission = tiny_lab(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "minivm.grading", lab, "--submission",
+                             submission, "--output", "-"], capture_output=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout.decode("utf-8"))          # strict UTF-8
+    assert results["score"] == 1
+    message = results["tests"][1]["output"]
+    assert "ValueError: a lone surrogate: ?" in message
+    assert "1 of 2 points" in result.stderr.decode()
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"), reason="writes /dev/null")
+def test_outputs_are_written_through_never_replaced(tmp_path):
+    """A device, a symlink's target and a FIFO with a reader are written through;
+    a FIFO no one reads is refused."""
+    import threading
+    lab, submission = tiny_lab(tmp_path)
+    assert run_grader(lab, "--submission", submission, "--output", "/dev/null")[0] == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    target = tmp_path / "target.json"
+    target.write_text("old")
+    (tmp_path / "link.json").symlink_to(target)
+    assert run_grader(lab, "--submission", submission, "--output", tmp_path / "link.json")[0] == 0
+    assert (tmp_path / "link.json").is_symlink() and json.loads(target.read_text())["score"] == 1
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    status, out, err = run_grader(lab, "--submission", submission, "--output", fifo)
+    assert status == 2 and err.endswith("a FIFO that no one reads\n") and err.count("\n") == 1
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    status = run_grader(lab, "--submission", submission, "--output", fifo)[0]
+    reader.join(timeout=60)
+    assert status == 0 and json.loads(got[0])["score"] == 1
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--output", "."], "is a folder"),
+    (["--output", "/no/such/folder/r.json"], "no such folder"),
+    (["--timeout", "nan"], "must be more than 0 and at most 3600 seconds"),
+    (["--timeout", "inf"], "must be more than 0 and at most 3600 seconds"),
+    (["--timeout", "1e300"], "must be more than 0 and at most 3600 seconds"),
+    (["--timeout", "0"], "must be more than 0"),
+])
+def test_bad_options_are_one_line(tmp_path, args, words):
+    lab, submission = tiny_lab(tmp_path)
+    result = command(lab, "--submission", submission, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("weights, test, words", [
+    ({"test_answer": "two", "test_message": 1}, TINY_TEST, "the weight of test_answer is not "
+                                                            "a number of points: 'two'"),
+    ({"test_answer": 1, "test_message": float("inf")}, TINY_TEST, "not a number of points"),
+    ({"test_answer": 1}, TINY_TEST, "tests with no weight: test_message"),
+    (None, TINY_TEST + "\ndef broken(:\n", "a test file cannot be loaded: tests/test_tiny.py"),
+])
+def test_a_broken_lab_is_one_line(tmp_path, weights, test, words):
+    lab, submission = tiny_lab(tmp_path, weights, test)
+    text = (lab / "lab.json").read_text().replace("Infinity", "1e999")
+    (lab / "lab.json").write_text(text)
+    result = command(lab, "--submission", submission, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_batch_reports_what_it_did_not_grade(tmp_path):
+    """A test that ends its judge leaves that submission NOT GRADED (score 0, in the CSV and
+    the summary); stray entries and the output folder are skipped and named."""
+    crash = TINY_TEST + '''
+
+def test_crash():
+    import os
+    if labkit.load("answer.py").answer() == 0:
+        os._exit(3)
+'''
+    lab, submission = tiny_lab(tmp_path, {"test_answer": 1, "test_message": 1, "test_crash": 1},
+                               crash)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    shutil.copytree(submission, batch / "alice")
+    shutil.copytree(submission, batch / "bob")
+    (batch / "bob" / "answer.py").write_text("def answer():\n    return 0\n")
+    (batch / "notes.txt").write_text("")
+    (batch / "out").mkdir()
+    status, out, err = run_grader(lab, "--batch", batch, "--output-dir", batch / "out",
+                                  "--csv", tmp_path / "s.csv", *JOBS)
+    assert status == 0, err
+    assert sorted(p.name for p in (batch / "out").iterdir()) == ["alice", "bob"]
+    bob = json.loads((batch / "out" / "bob" / "results.json").read_text())
+    assert bob["score"] == 0 and not bob["extra_data"]["graded"]
+    assert "could not be graded" in bob["output"]
+    assert json.loads((batch / "out" / "alice" / "results.json").read_text())["score"] == 2
+    rows = {row[0]: row for row in csv.reader((tmp_path / "s.csv").open())}
+    assert rows["bob"][1:3] == ["NOT GRADED", ""] and rows["alice"][1:3] == ["yes", "2"]
+    assert "Graded 1 of 2 submissions" in out
+    assert "NOT GRADED: bob: the grader's test process ended early (status 3)" in out
+    assert "Skipped: notes.txt (not a folder)" in out and "Skipped: out (the output folder)" in out
+
+
+def test_jobs_default_to_the_usable_cpus():
+    from minivm.grading.grader import available_cpus
+    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))

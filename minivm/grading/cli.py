@@ -146,8 +146,15 @@ def _grade(lab, args, output):
         grader.close()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line, not argparse's usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="minivm grade",
-                                     description="Grade lab submissions (Gradescope results).")
+    parser = OneLineParser(prog="minivm grade",
+                           description="Grade lab submissions (Gradescope results).")
     add_arguments(parser)
     return run(parser.parse_args(argv))

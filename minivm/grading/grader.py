@@ -189,7 +189,8 @@ class Grader:
             stream.write("[pytest]\n")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "HOME": private, "PYTHONPATH": python_path(), "PYTHONHASHSEED": "0",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+               "PYTHONPYCACHEPREFIX": jails.bytecode_cache("judges"),
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                "MINIVM_GRADE_JOB": json.dumps(job), "MINIVM_CACHE_DIR": "off",
                "MINIVM_LAB_MAX_INSNS": str(int(lab.settings["max_insns"])),
                "MINIVM_LAB_MEMORY_MB": str(int(lab.settings["memory_mb"]))}

@@ -107,6 +107,28 @@ def unused_uid():
             return uid
 
 
+def bytecode_cache(name):
+    """A folder of compiled modules only the grader's user can write (or read:
+    under its home), kept between runs: ~/.cache/minivm/NAME."""
+    folder = os.path.join(os.path.expanduser("~"), ".cache", "minivm", name)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def compiled_minivm():
+    """minivm compiled into its own cache, for submission processes (read-only to them:
+    their own compiled files could not be trusted by the next submission)."""
+    import compileall
+    import minivm
+    folder, saved = bytecode_cache("submissions"), sys.pycache_prefix
+    sys.pycache_prefix = folder
+    try:
+        compileall.compile_dir(os.path.dirname(os.path.abspath(minivm.__file__)), quiet=2)
+    finally:
+        sys.pycache_prefix = saved
+    return folder
+
+
 def make(work, memory_mb, processes, hidden=()):
     """A jail for one slot: a user id, its folder under `work`, its cgroups.
     `hidden`: paths the submission must not see (they are simply not in its view)."""
@@ -118,9 +140,10 @@ def make(work, memory_mb, processes, hidden=()):
     os.makedirs(mount_point, mode=0o700)
     if uid is not None:
         os.chown(home, uid, uid)
+    binds = _binds(hidden)
     jail = {"uid": uid, "home": home, "root": mount_point, "memory_mb": memory_mb,
-            "processes": processes, "cgroups": {}, "namespaces": root,
-            "binds": _binds(hidden)}
+            "processes": processes, "cgroups": {}, "namespaces": root, "binds": binds,
+            "masks": _masks(binds, hidden)}
     if root:
         jail["cgroups"] = _make_cgroups(f"minivm-grade-{uid}", memory_mb, processes)
     return jail
@@ -133,7 +156,7 @@ def _binds(hidden):
     from minivm.datafiles import data_folders
     paths = [os.path.join("/", name) for name in SYSTEM]
     paths += [sys.base_prefix, sys.prefix, os.path.dirname(os.path.abspath(minivm.__file__))]
-    paths += data_folders("firmware")
+    paths += data_folders("firmware") + [compiled_minivm()]
     paths += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
     paths.append("/etc/ld.so.cache")
     hidden = [os.path.realpath(h) for h in hidden]
@@ -150,6 +173,15 @@ def from_environment():
     """The jail the grader's judge process was given ($MINIVM_GRADE_JAIL), or None."""
     text = os.environ.get("MINIVM_GRADE_JAIL")
     return json.loads(text) if text else None
+
+
+def _masks(binds, hidden):
+    """Folders inside the binds to cover with an empty tmpfs: the labs installed
+    with minivm (solutions, hidden tests) and anything else hidden in there."""
+    from minivm.datafiles import data_folders
+    inside = [os.path.realpath(b) for b in binds]
+    return [h for h in map(os.path.realpath, [*hidden, *data_folders("labs")])
+            if any(h.startswith(b + os.sep) for b in inside)]
 
 
 def remove(jail):
@@ -210,6 +242,9 @@ def _build_view(jail):
             os.symlink(os.readlink(path), target)        # /lib -> usr/lib
             continue
         _bind(path, target, read_only=True)
+    for path in jail["masks"]:
+        if os.path.isdir(new + path):
+            _mount("tmpfs", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
     for name in DEVICES:
         _bind(f"/dev/{name}", f"{new}/dev/{name}", read_only=False)
     _bind(jail["home"], new + jail["home"], read_only=False)
@@ -234,11 +269,12 @@ def _bind(path, target, read_only):
 # -- ending every process of a jail ------------------------------------------------------------
 
 
-def processes_of(uid):
-    """{pid: (state, parent pid, resident KiB)} of the live processes whose real uid is uid."""
+def processes_of(uid, candidates=None):
+    """{pid: (state, parent pid, resident KiB)} of the processes whose real uid
+    is uid, among `candidates` (pids) or all of /proc."""
     found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
+    for name in candidates if candidates is not None else os.listdir("/proc"):
+        if not str(name).isdigit():
             continue
         try:
             with open(f"/proc/{name}/status") as stream:
@@ -251,23 +287,25 @@ def processes_of(uid):
     return found
 
 
-def kill_all(jail, seconds=5.0):
+def _processes(jail):
+    """processes_of the jail's user: from its pids cgroup when it has one (its
+    processes cannot leave it), else from all of /proc."""
+    folder = jail["cgroups"].get("processes")
+    if folder is None:
+        return processes_of(jail["uid"])
+    with open(os.path.join(folder, "cgroup.procs")) as stream:
+        return processes_of(jail["uid"], stream.read().split())
+
+
+def kill_all(jail, seconds=5.0, reap_any=False):
     """Kill every process of the jail's user (double-forked, setsid'ed ones too)
-    and reap those left to us; True once none runs any more."""
+    and reap those left to us (all our children with reap_any: the judge's are
+    only the submission's); True once none runs any more."""
     uid = jail["uid"]
     if uid is None:
         return True
     stop_at = time.monotonic() + seconds
-    while True:
-        live = {pid: info for pid, info in processes_of(uid).items() if info[0] != "Z"}
-        for pid, (state, parent, _) in processes_of(uid).items():
-            if state == "Z" and parent == os.getpid():
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-        if not live:
-            return True
+    while any(info[0] != "Z" for info in _processes(jail).values()):
         if time.monotonic() > stop_at:
             return False
         killer = os.fork()
@@ -280,7 +318,26 @@ def kill_all(jail, seconds=5.0):
             finally:
                 os._exit(0)
         os.waitpid(killer, 0)
+        _reap(uid, reap_any)
         time.sleep(0.005)
+    _reap(uid, reap_any)            # zombies count against the user's process cap
+    return True
+
+
+def _reap(uid, reap_any):
+    if reap_any:
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    return
+            except ChildProcessError:
+                return
+    for pid, (state, parent, _) in processes_of(uid).items():
+        if state == "Z" and parent == os.getpid():
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def harden_judge():

@@ -520,6 +520,7 @@ def sandbox_environment(folder):
     """A small, fixed environment for the student's process."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": folder,
            "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPYCACHEPREFIX": jails.bytecode_cache("submissions") if _JAIL else "",
            "PYTHONPATH": python_path(), "PYTHONIOENCODING": "utf-8",
            "MINIVM_CACHE_DIR": os.path.join(folder, ".minivm-cache")}
     if "MINIVM_PURE" in os.environ:

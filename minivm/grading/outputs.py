@@ -4,6 +4,7 @@ Nothing is ever replaced that is not a regular file: a device or a FIFO is
 written through (a FIFO nobody reads is refused), a symlink's target is
 written (the link stays), a folder is refused.  Text is always valid UTF-8.
 """
+import errno
 import json
 import os
 import stat
@@ -38,11 +39,6 @@ def check(path, option="--output"):
         raise MinivmError(f"{option} {path}: is a folder (name a file)")
     if not os.path.isdir(os.path.dirname(real)):
         raise MinivmError(f"{option} {path}: no such folder {os.path.dirname(real)}")
-    if os.path.exists(real) and stat.S_ISFIFO(os.stat(real).st_mode):
-        try:
-            os.close(os.open(real, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            raise MinivmError(f"{option} {path}: a FIFO that no one reads") from None
 
 
 def write(path, text):
@@ -56,8 +52,7 @@ def write(path, text):
             return
         real = os.path.realpath(path)
         if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
-            with open(real, "wb") as stream:          # a device or FIFO: through it
-                stream.write(data)
+            _write_through(real, data)
             return
         temporary = f"{real}.tmp{os.getpid()}"
         with open(temporary, "wb") as stream:
@@ -65,6 +60,23 @@ def write(path, text):
         os.replace(temporary, real)
     except OSError as error:
         raise MinivmError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _write_through(path, data):
+    """Into a device or FIFO (a FIFO that no one reads is refused, not waited for)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            raise MinivmError(f"cannot write {path}: a FIFO that no one reads") from None
+        raise
+    try:
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def write_json_file(path, data):

@@ -123,7 +123,7 @@ def pytest_runtest_protocol(item, nextitem):
                               "message": "the test did not run"}
     record["output"] = _submission_output()
     labkit.close_all()
-    if JAIL and not jails.kill_all(JAIL):
+    if JAIL and not jails.kill_all(JAIL, reap_any=True):
         record = {"status": "failed", "fraction": 0.0, "kind": "error",
                   "message": "processes of the submission could not be stopped", "output": ""}
     record.update(test=item.name, seconds=round(time.monotonic() - started, 3))
