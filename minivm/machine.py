@@ -518,10 +518,12 @@ class Machine:
                     if deadline is not None and deadline != UNLIMITED), default=None)
 
     def _ticks_until_timer(self):
-        """Ticks until the next timer interrupt: the CLINT's (mtimecmp) or
-        Sstc's (stimecmp), whichever comes first; None if neither is armed."""
+        """Ticks until the next timer comes due: the CLINT's (mtimecmp) or
+        Sstc's (stimecmp), whichever first; None if neither will.  A timer
+        that is due already is no deadline: its interrupt is pending (taken
+        if enabled), and it must not hide the other timer's deadline."""
         waits = [ticks for ticks in (self.clint.ticks_until_timer(), self.csrs.ticks_until_timer())
-                 if ticks is not None]
+                 if ticks]
         return min(waits, default=None)
 
     def _arm_time(self):
