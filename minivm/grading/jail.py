@@ -1,26 +1,16 @@
 """The operating system's walls around a submission's processes.
 
-Every process of a submission (minivm/grading/sandbox.py and anything it
-starts) is set up by enter(), called in the new process between fork and
-exec, while it still has the grader's (root's) powers:
-
-    protection                  by                                      without root / namespaces
-    its own user id             setgroups([]), setgid, setuid to the    none: the grader's user
-                                slot's id (a number no one uses)
-    killed when its test ends   kill(-1) sent as that user id           its own session only
-    process count cap           RLIMIT_NPROC (counted per user id),     -
-                                and a pids cgroup where writable
-    memory cap, all together    a memory cgroup where writable, else    RLIMIT_AS per process
-                                a watchdog summing its processes' RSS
-    no network                  a network namespace (unshare)           none
-    what it can see             a mount namespace: a chroot into an     file modes only
-                                empty tmpfs holding read-only binds of
-                                the system, Python and minivm, and its
-                                own folder; /proc mounted hidepid=invisible
-
-A Jail is plain data (a dict) so that the grader can hand it to its judge
-process in the environment (readable by root only).  probe() runs one
-jailed process and reports what actually holds.
+enter() sets up each new process between fork and exec, while it still has
+the grader's (root's) powers: its slot's cgroups (memory and process count
+for all its processes together), RLIMIT_NPROC (counted per user id), a
+network and a mount namespace with a chroot into an empty tmpfs that holds
+read-only binds of the system, Python and minivm plus its own folder, /proc
+with hidepid=invisible, and last the slot's own user id with no groups.
+kill_all() ends every process of that user id, double-forked or not.  Where
+a step is refused (not root, Docker without CAP_SYS_ADMIN), probe() finds
+out and the grader says what is missing; a Watchdog stands in for a missing
+memory cgroup.  A jail is plain data (a dict) so that the grader can hand
+it to its judge process in the environment (readable by root only).
 """
 import ctypes
 import json
