@@ -129,12 +129,15 @@ def make(work, memory_mb, processes, hidden=()):
     mount_point = home + ".root"
     os.makedirs(mount_point, mode=0o700)
     if uid is not None:
-        os.chown(home, uid, uid)
+        try:
+            os.chown(home, uid, uid)
+        except OSError:         # a user namespace that maps only us: no other user id
+            uid = None
     binds = _binds(hidden)
     jail = {"uid": uid, "home": home, "root": mount_point, "memory_mb": memory_mb,
             "processes": processes, "cgroups": {}, "namespaces": root, "binds": binds,
             "masks": _masks(binds, hidden)}
-    if root:
+    if uid is not None:
         jail["cgroups"] = _make_cgroups(f"minivm-grade-{uid}", memory_mb, processes)
     return jail
 
