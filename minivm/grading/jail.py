@@ -55,7 +55,7 @@ def python():
     return os.path.realpath(sys.executable)
 
 
-def _our_cgroup(controller):
+def cgroup_of(controller):
     """This process's folder in a cgroup hierarchy ("" for the unified one), or None."""
     try:
         with open("/proc/self/cgroup") as stream:
@@ -73,7 +73,7 @@ def _make_cgroups(name, memory_mb, processes):
     """{"memory": folder, "processes": folder} of the cgroups this process could make."""
     made = {}
     for controller, limit_file, what in CGROUP_LIMITS:
-        parent = _our_cgroup(controller)
+        parent = cgroup_of(controller)
         if what in made or parent is None or not os.path.isdir(parent):
             continue
         folder = os.path.join(parent, name)
