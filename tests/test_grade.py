@@ -495,3 +495,22 @@ def test_crash():
 def test_jobs_default_to_the_usable_cpus():
     from minivm.grading.grader import available_cpus
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(not shutil.which("unshare") and not os.environ.get("CI"),
+                    reason="needs unshare (util-linux)")
+def test_without_isolation_grading_works_and_says_what_is_missing(tmp_path):
+    """In a user namespace that maps only root (no other user id, no cgroups, no /proc of
+    its own), the grader grades and names the missing protections: one line on stderr,
+    and results.json's extra_data."""
+    lab, submission = tiny_lab(tmp_path)
+    result = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-m",
+                             "minivm.grading", lab, "--submission", submission, "--output",
+                             tmp_path / "r.json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("minivm: grading without ")
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["score"] == 1 and results["extra_data"]["graded"]
+    missing = results["extra_data"]["missing_protections"]
+    assert "a user id of its own (not root)" in missing and "network isolation" in missing
+    assert any(m.startswith("a private view of the files") for m in missing)

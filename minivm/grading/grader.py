@@ -37,23 +37,24 @@ OUTPUT_TAIL = 1500
 
 
 def available_cpus():
-    """The CPUs this process may use: its affinity, and its cgroup's CPU quota."""
+    """The CPUs this process may use: its affinity, within its cgroup's CPU quota."""
     count = len(os.sched_getaffinity(0))
-    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
-                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None)):
+    for controller, files in (("", ("cpu.max",)), ("cpu", ("cpu.cfs_quota_us",
+                                                          "cpu.cfs_period_us"))):
         try:
-            with open(path) as stream:
-                text = stream.read()
-            if parse:
-                quota, period = parse(text)
-            else:
-                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as stream:
-                    quota, period = text.strip(), stream.read().strip()
+            folder = jails.cgroup_of(controller)
+            quota, period = " ".join(_read(os.path.join(folder, name))
+                                     for name in files).split()[:2]
             if quota not in ("max", "-1"):
-                count = min(count, max(1, int(int(quota) / int(period))))
-        except (OSError, ValueError):
+                count = min(count, max(1, int(quota) // int(period)))
+        except (OSError, ValueError, TypeError):
             pass
     return count
+
+
+def _read(path):
+    with open(path) as stream:
+        return stream.read()
 
 
 # -- submissions ---------------------------------------------------------------------------------

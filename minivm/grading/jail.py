@@ -1,26 +1,16 @@
 """The operating system's walls around a submission's processes.
 
-Every process of a submission (minivm/grading/sandbox.py and anything it
-starts) is set up by enter(), called in the new process between fork and
-exec, while it still has the grader's (root's) powers:
-
-    protection                  by                                      without root / namespaces
-    its own user id             setgroups([]), setgid, setuid to the    none: the grader's user
-                                slot's id (a number no one uses)
-    killed when its test ends   kill(-1) sent as that user id           its own session only
-    process count cap           RLIMIT_NPROC (counted per user id),     -
-                                and a pids cgroup where writable
-    memory cap, all together    a memory cgroup where writable, else    RLIMIT_AS per process
-                                a watchdog summing its processes' RSS
-    no network                  a network namespace (unshare)           none
-    what it can see             a mount namespace: a chroot into an     file modes only
-                                empty tmpfs holding read-only binds of
-                                the system, Python and minivm, and its
-                                own folder; /proc mounted hidepid=invisible
-
-A Jail is plain data (a dict) so that the grader can hand it to its judge
-process in the environment (readable by root only).  probe() runs one
-jailed process and reports what actually holds.
+enter() sets up each new process between fork and exec, while it still has
+the grader's (root's) powers: its slot's cgroups (memory and process count
+for all its processes together), RLIMIT_NPROC (counted per user id), a
+network and a mount namespace with a chroot into an empty tmpfs that holds
+read-only binds of the system, Python and minivm plus its own folder, /proc
+with hidepid=invisible, and last the slot's own user id with no groups.
+kill_all() ends every process of that user id, double-forked or not.  Where
+a step is refused (not root, Docker without CAP_SYS_ADMIN), probe() finds
+out and the grader says what is missing; a Watchdog stands in for a missing
+memory cgroup.  A jail is plain data (a dict) so that the grader can hand
+it to its judge process in the environment (readable by root only).
 """
 import ctypes
 import json
@@ -65,7 +55,7 @@ def python():
     return os.path.realpath(sys.executable)
 
 
-def _our_cgroup(controller):
+def cgroup_of(controller):
     """This process's folder in a cgroup hierarchy ("" for the unified one), or None."""
     try:
         with open("/proc/self/cgroup") as stream:
@@ -83,7 +73,7 @@ def _make_cgroups(name, memory_mb, processes):
     """{"memory": folder, "processes": folder} of the cgroups this process could make."""
     made = {}
     for controller, limit_file, what in CGROUP_LIMITS:
-        parent = _our_cgroup(controller)
+        parent = cgroup_of(controller)
         if what in made or parent is None or not os.path.isdir(parent):
             continue
         folder = os.path.join(parent, name)
@@ -139,12 +129,15 @@ def make(work, memory_mb, processes, hidden=()):
     mount_point = home + ".root"
     os.makedirs(mount_point, mode=0o700)
     if uid is not None:
-        os.chown(home, uid, uid)
+        try:
+            os.chown(home, uid, uid)
+        except OSError:         # a user namespace that maps only us: no other user id
+            uid = None
     binds = _binds(hidden)
     jail = {"uid": uid, "home": home, "root": mount_point, "memory_mb": memory_mb,
             "processes": processes, "cgroups": {}, "namespaces": root, "binds": binds,
             "masks": _masks(binds, hidden)}
-    if root:
+    if uid is not None:
         jail["cgroups"] = _make_cgroups(f"minivm-grade-{uid}", memory_mb, processes)
     return jail
 

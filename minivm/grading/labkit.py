@@ -7,7 +7,7 @@
         device = hashdev.HashDevice()              # a handle: the object stays over there
         assert device.read(0x00, 4) == 0x48534148  # a call there; a plain int back here
 
-`load` starts the student's module in a process of its own (minivm/sandbox.py)
+`load` starts the student's module in a process of its own (sandbox.py)
 and gives back a proxy: attribute reads, calls and method calls travel over a
 pipe, and only plain data comes back (None, bool, int, float, str, bytes,
 bytearray, lists, tuples, dicts) or a proxy for an object that stays in the
