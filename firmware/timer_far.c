@@ -4,9 +4,10 @@
  * For each far mtimecmp (from 1.8e17 ticks, about 570 years at 10 MHz, up
  * to all ones less one), arm it with the interrupt enabled and watch mtime
  * for 1 ms: no interrupt may come and mtime must only go up.  Then a near
- * deadline must still interrupt.  Last, arm a far deadline again and sleep
- * in wfi: nothing can wake the hart now, so QEMU waits forever and minivm
- * ends the run saying so (with any input on stdin, or none).
+ * deadline must still interrupt.  Last, arm the farthest deadline again
+ * and sleep in wfi: it is past the end of minivm's virtual time, so
+ * nothing can wake the hart; QEMU waits forever and minivm ends the run
+ * saying so (with any input on stdin, or none).
  */
 #include "board.h"
 #include "lib.h"
@@ -67,7 +68,7 @@ int main(void)
         wfi();
     puts("near deadline: interrupt\n");
 
-    clint_set_mtimecmp(far[0]);
+    clint_set_mtimecmp(far[sizeof far / sizeof far[0] - 1]);
     csr_set(mie, MIE_MTIE);
     puts(failures ? "FAIL\n" : "sleeping until a far deadline\n");
     for (;;)

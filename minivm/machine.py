@@ -273,6 +273,8 @@ class Machine:
             self._request_service()
 
     def _clock_read_takes_time(self):
+        """A guest read of mtime or the time CSR moves virtual time on (see
+        CLOCK_READ_TICKS): a busy-wait on the clock sees time pass."""
         time = self.vcpu.clocks.time
         time.count = later(time.count, CLOCK_READ_TICKS * INSTRUCTIONS_PER_TICK)
 
