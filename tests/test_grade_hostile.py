@@ -175,11 +175,14 @@ FORK_BOMB = '''    import os, time
 
 MEMORY_CHILDREN = '''    import os, select, time
     reader, writer = os.pipe()
+    children = []
     for _ in range(8):
-        if os.fork() == 0:
+        child = os.fork()
+        if child == 0:
             hog = b"x" * (64 << 20)     # 8 x 64 MiB, against 256 MiB for all together
             os.write(writer, b"+")
             time.sleep(60)
+        children.append(child)
     os.close(writer)
     got = b""
     stop = time.monotonic() + 3
@@ -188,9 +191,11 @@ MEMORY_CHILDREN = '''    import os, select, time
         if not chunk:
             break
         got += chunk
-    if len(got) == 8:                   # the memory cap did not hold
+    time.sleep(1)                       # time for a watchdog to see them
+    alive = sum(os.waitpid(child, os.WNOHANG) == (0, 0) for child in children)
+    if len(got) == 8 and alive == 8:    # the memory cap did not hold
 ''' + "    " + RIGHT + '''
-    raise MemoryError(f"{len(got)} of 8 children got their memory")'''
+    raise MemoryError(f"{alive} of 8 children kept their memory")'''
 
 OUTPUT = '''    import sys
     for _ in range(100):
@@ -240,7 +245,10 @@ def graded(tmp_path_factory):
     (batch / "stray.zip").write_bytes(b"PK")
     status, out, err = run_grader(lab, "--batch", batch, "--jobs", "2")
     assert status == 0, err
-    assert "grading without" not in err, err            # the real isolation, all of it
+    # The real isolation: all of it (a watchdog may stand in for a memory cgroup).
+    assert [line for line in err.splitlines() if "grading without" in line
+            and line.replace("a memory cgroup (a watchdog sums its memory instead)", "")
+            .strip() != "minivm: grading without"] == [], err
     first = {p.parent.name: json.loads(p.read_text()) for p in batch.glob("*/results.json")}
     time.sleep(4)                                        # the leftover process's moment
     later = {p.parent.name: json.loads(p.read_text()) for p in batch.glob("*/results.json")}
@@ -293,7 +301,7 @@ def test_what_the_attacks_met(graded):
     assert "fork failed after" in tests["bomb"]["test_need_event"]
     assert "printed more than 64 KiB" in tests["output"]["test_need_event"]
     assert "did not return within" in tests["signals"]["test_need_event"]
-    assert "of 8 children got their memory" in tests["memory"]["test_need_event"] \
+    assert "of 8 children kept their memory" in tests["memory"]["test_need_event"] \
         or "killed by SIGKILL" in tests["memory"]["test_need_event"]
     assert "other processes seen: 0" in tests["proc"]["test_pending_and_take"]
     assert not any("def test_" in text for text in tests["reader"].values())
