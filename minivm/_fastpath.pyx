@@ -46,12 +46,13 @@ cdef void count_block(void *uc, uint64_t address, uint32_t size,
                       void *user_data) noexcept nogil:
     # A block hook: Unicorn calls it before a translation block of `size`
     # bytes runs.  Each 4 bytes count as one instruction (a compressed,
-    # 2-byte instruction counts as half).
+    # 2-byte instruction counts as half), rounded up: a loop of one
+    # compressed jump (`for (;;);` in an RV64GC kernel) must still move time.
     cdef CounterState *state = <CounterState *>user_data
     if state.count >= state.limit or (state.pending and interrupt_window_open(uc, state)):
         state.emu_stop(uc)
         return
-    state.count += size >> 2
+    state.count += (size + 3) >> 2
 
 
 cdef bint interrupt_window_open(void *uc, CounterState *state) noexcept nogil:
