@@ -7,7 +7,10 @@
  *   c.ebreak (cause 3, mepc = its address),
  *   the all-zero halfword, defined illegal (cause 2; mtval as QEMU gives it),
  *   an ecall at an address that is 2 mod 4, after a run of compressed
- *   instructions whose result (a0) it also checks.
+ *   instructions whose result (a0) it also checks,
+ *   a timer interrupt ending a loop of one 2-byte jump (`for (;;);` in a
+ *   kernel built with the C extension): time must pass in such a loop;
+ *   the handler steps over the jump, which leaves the loop.
  * Exit status: the number of checks that failed.
  */
 #include "board.h"
@@ -37,6 +40,8 @@ uintptr_t trap_handler(uintptr_t mcause, uintptr_t mepc, uintptr_t mtval,
     last.epc = mepc;
     last.tval = mtval;
     last.a0 = frame->x[REG_A0];
+    if (mcause & CAUSE_INTERRUPT)
+        clint_set_mtimecmp(CLINT_NEVER);
     return mepc + insn_length(mepc);
 }
 
@@ -95,6 +100,20 @@ static uintptr_t do_ecall_after_compressed(void)
     return at;
 }
 
+static uintptr_t do_timer_in_c_j_loop(void)
+{
+    uintptr_t at;
+    clint_set_mtimecmp(clint_mtime() + 1000);
+    csr_set(mie, MIE_MTIE);
+    /* MIE on right before the loop: the interrupt can only come in it. */
+    __asm__ volatile("lla %0, 1f\n"
+                     "csrs mstatus, %1\n"
+                     "1: c.j 1b"
+                     : "=&r"(at) : "r"(MSTATUS_MIE) : "memory");
+    csr_clear(mstatus, MSTATUS_MIE);
+    return at;
+}
+
 int main(void)
 {
     csr_write(mtvec, trap_entry);
@@ -114,6 +133,9 @@ int main(void)
         puts(" FAIL\n");
         failures++;
     }
+
+    at = do_timer_in_c_j_loop();
+    check("timer in a c.j loop", CAUSE_INTERRUPT | IRQ_M_TIMER, at, 0);
 
     puts(failures ? "compressed FAILED\n" : "all traps as expected\n");
     return failures;

@@ -49,13 +49,15 @@ cdef void count_block(void *uc, uint64_t address, uint32_t size,
                       void *user_data) noexcept nogil:
     # A block hook: Unicorn calls it before a translation block of `size`
     # bytes runs.  Each 4 bytes count as one instruction (a compressed,
-    # 2-byte instruction counts as half).
+    # 2-byte instruction counts as half), rounded up: a loop of one
+    # compressed jump (`for (;;);` in an RV64GC kernel) must still move time.
     cdef CounterState *state = <CounterState *>user_data
+    cdef uint64_t instructions = (size + 3) >> 2
     if state.count >= state.limit or (state.pending and interrupt_window_open(uc, state)):
         state.emu_stop(uc)
         return
-    if size >> 2 < END_OF_TIME - state.count:
-        state.count += size >> 2
+    if instructions < END_OF_TIME - state.count:
+        state.count += instructions
     else:
         state.count = END_OF_TIME
 

@@ -63,11 +63,12 @@ class PyCounter:
             self.count += 1
 
     def count_block(self, uc, address, size, user_data):
-        # Called before a translation block of `size` bytes runs.
+        # Called before a translation block of `size` bytes runs: 4 bytes
+        # an instruction, rounded up (a block of one 2-byte jump counts).
         if self.count >= self.limit or (self.pending and self.interrupt_window_open(uc)):
             uc.emu_stop()
             return
-        self.count = min(self.count + (size >> 2), END_OF_TIME)
+        self.count = min(self.count + ((size + 3) >> 2), END_OF_TIME)
 
     def interrupt_window_open(self, uc):
         # A machine-level interrupt is pending: can the hart take it now?
