@@ -110,15 +110,20 @@ class Grader:
         os.makedirs(self.private, mode=0o700)
         hidden = [lab.path, self.private, *secrets]
         memory, processes = int(lab.settings["memory_mb"]), int(lab.settings["processes"])
-        self.jails = [jails.make(self.work, memory, processes, hidden) for _ in range(jobs)]
-        jails.harden_judge()                # orphans of a killed judge come to us to be reaped
-        self.missing = []
-        for jail in self.jails:
-            _, self.missing = jails.probe(jail, [*hidden, f"/proc/{os.getpid()}"])
+        self.jails, self.missing, self.copies = [], [], 0
+        self.watchdog = jails.Watchdog([])
+        try:
+            for _ in range(jobs):
+                self.jails.append(jails.make(self.work, memory, processes, hidden))
+            jails.harden_judge()            # orphans of a killed judge come to us to be reaped
+            for jail in self.jails:
+                _, self.missing = jails.probe(jail, [*hidden, f"/proc/{os.getpid()}"])
+        except BaseException:
+            self.close()
+            raise
         self.free = list(self.jails)
         self.lock = threading.Condition()
         self.watchdog = jails.Watchdog(self.jails)
-        self.copies = 0
 
     def close(self):
         self.watchdog.close()
