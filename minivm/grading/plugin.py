@@ -22,6 +22,7 @@ The student's code never runs in this process: a test reaches it through
 labkit, in a jailed process, and gets back plain data only.  This process is
 made non-dumpable, so even a process of the same user cannot read its memory.
 """
+import gc
 import json
 import os
 import shutil
@@ -125,6 +126,10 @@ def pytest_runtest_protocol(item, nextitem):
                               "message": "the test did not run"}
     record["output"] = _submission_output()
     labkit.close_all()
+    # The test's machines may sit in reference cycles; each holds a Unicorn
+    # engine with a large reserved code buffer, and the judge's address
+    # space is limited (test_memory_mb): free them before the next test.
+    gc.collect()
     if JAIL and not jails.kill_all(JAIL, reap_any=True):
         record = {"status": "failed", "fraction": 0.0, "kind": "error",
                   "message": "processes of the submission could not be stopped", "output": ""}
