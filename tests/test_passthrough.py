@@ -204,7 +204,8 @@ def test_file_that_shrinks_while_mapped_ends_the_run_in_one_line(tmp_path, size,
     path = random_file(tmp_path)
     done = subprocess.run([sys.executable, "-c", SHRINK_THEN_RUN, path, str(size),
                            firmware("passthrough")], capture_output=True, timeout=120,
-                          env={**os.environ, "MINIVM_PURE": pure})
+                          env={**os.environ, "MINIVM_PURE": pure},
+                          cwd=os.path.dirname(__file__))   # the installed minivm, compiled
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode() == (
         f"2 {path}: the passthrough file shrank while mapped (the guest's access at "
@@ -225,5 +226,5 @@ def test_any_other_sigbus_still_ends_the_process():
               "os.kill(os.getpid(), signal.SIGBUS)\n"
               "print('survived')\n")
     done = subprocess.run([sys.executable, "-c", script, firmware("hello")],
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=120, cwd=os.path.dirname(__file__))
     assert done.returncode == -signal.SIGBUS and done.stdout == b""
