@@ -111,8 +111,8 @@ def _record(files, record_name):
 SETUP_SH = r"""#!/usr/bin/env bash
 # Installs minivm, what its labs need and the grader's sandbox tool:
 #     setup.sh [VENV]     (default: ../venv, i.e. /autograder/venv on Gradescope)
-# minivm comes from the wheel beside this script, its dependencies and its
-# test extra (pytest) from PyPI.  System packages are installed only if missing.
+# minivm comes from the wheel beside this script, its dependencies (pytest
+# among them: the grader runs the labs' tests with it) from PyPI.  System packages are installed only if missing.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${1:-$(dirname "$HERE")/venv}"
@@ -151,7 +151,7 @@ fi
 # dependencies installs nothing more from PyPI.
 "$PYTHON" -m venv --system-site-packages "$VENV"
 "$VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps "$WHEEL"
-"$VENV/bin/python" -m pip install --quiet "$WHEEL[test]"
+"$VENV/bin/python" -m pip install --quiet "$WHEEL"
 
 # The Cython fast path, compiled in place; without it minivm runs its
 # pure-Python twins (slower, same results).
