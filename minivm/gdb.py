@@ -262,11 +262,15 @@ class Debugger:
             self.close(listen=False)
 
     def close(self, listen=True):
-        """Drop the connection; a later gdb may connect again, as with QEMU."""
+        """Drop the connection; a later gdb may connect again, as with QEMU.
+        The guest runs on as after `D`: a client that went away without
+        detaching leaves no breakpoint or watchpoint behind."""
         if self.conn is not None:
             self.conn.sock.close()
             self.conn = None
             if listen:
+                self._remove_all()
+                self._prepare_counter(step=False)
                 self._listen_in_background()
 
     # -- the command loop ------------------------------------------------------------
@@ -299,7 +303,6 @@ class Debugger:
             self.close(listen=False)
             return "kill"
         if action == "detach":
-            self._remove_all()
             self.close()
             return "continue"
         self._prepare_counter(step=action == "step")
@@ -557,4 +560,5 @@ class Debugger:
                 self.vcpu.uc.hook_del(handle)
         self.breakpoints.clear()
         self.watchpoints.clear()
+        self.skip = self.hit = None
         self.vcpu.uc.ctl_flush_tb()

@@ -269,3 +269,23 @@ def test_random_packets_never_raise(served, packet):
     else:                                      # a resume: take back the unused ack
         debugger.conn._byte()
     assert window.read_bytes() == bytes(4096)
+
+
+GOLDEN = firmware("hello").parents[1] / "tests" / "golden"
+
+
+def symbol(image, name):
+    from minivm.loader import read_program
+    return read_program(firmware(image)).symbols.address_of(name)
+
+
+@pytest.mark.parametrize("insert", ["Z0,{puts:x},4", "Z2,10000000,1"])    # puts; the UART's THR
+def test_a_client_gone_without_detach_leaves_no_breakpoint_behind(insert):
+    # The guest runs on as after D: hello prints all of its text, status 0.
+    process, port = start_minivm(firmware("hello"), "--gdb-wait")
+    client = RawClient(port)
+    assert client.ask(insert.format(puts=symbol("hello", "puts"))) == "OK"
+    client.drop()
+    stdout, stderr = process.communicate(timeout=60)
+    assert b"interrupted" not in stderr, stderr.decode()
+    assert stdout == GOLDEN.joinpath("hello.out").read_bytes() and process.returncode == 0
