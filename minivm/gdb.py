@@ -163,6 +163,7 @@ class Debugger:
         self.guest_running = False
         self.hit = None              # the watchpoint that stopped the guest: (kind, address)
         self.arrived = None          # a connection accepted while the guest ran
+        self.killed = False          # `k` before the first instruction (--gdb-wait)
         machine.bus.watch = self.mmio_watch
         machine.bus.last_written = {}
 
@@ -170,7 +171,7 @@ class Debugger:
         """Wait for gdb now (--gdb-wait), or let it connect while the guest runs."""
         if wait:
             self._attach(self._accept())
-            self.serve(f"S{SIGTRAP:02x}", announce=False)
+            self.killed = self.serve(f"S{SIGTRAP:02x}", announce=False) == "kill"
         else:
             self._listen_in_background()
 

@@ -78,7 +78,7 @@ def test_break_registers_memory_step_watch_kill(image):
     assert "<main+4>" in output                      # one instruction later
     assert "Old value = 0 '\\000'" in output and "New value = 72 'H'" in output, output
     assert stdout == b"H"                            # the watched byte went out once, then kill
-    assert process.returncode == 0
+    assert process.returncode == 137                 # 128 + SIGKILL, as for a process gdb kills
 
 
 @needs_gdb
@@ -108,6 +108,18 @@ def test_ctrl_c_from_gdb_stops_a_spinning_guest():
     assert "Program received signal SIGINT" in output, output
     assert "<main+" in output
     assert stderr.endswith(b"minivm: killed by the debugger\n")
+
+
+@needs_gdb
+def test_kill_at_the_first_stop_ends_the_run():
+    # --gdb-wait's stop comes before the first instruction; `k` there ends
+    # the run as `k` later does (the spinning guest would never end itself).
+    path = firmware("spin")
+    process, port = start_minivm(path, "--gdb-wait")
+    gdb(path, port, "kill")
+    _, stderr = process.communicate(timeout=30)
+    assert stderr == b"minivm: killed by the debugger\n"
+    assert process.returncode == 137
 
 
 # == hostile clients ==============================================================================
@@ -172,7 +184,7 @@ def test_malformed_packets_get_an_error_reply(image):
     client.send("k")
     stdout, stderr = process.communicate(timeout=30)
     assert b"Traceback" not in stderr, stderr.decode()
-    assert process.returncode == 0
+    assert process.returncode == 137
 
 
 def test_an_overlong_packet_is_a_clean_detach():
@@ -207,7 +219,7 @@ def test_writing_a_read_only_passthrough_window_is_an_error_for_gdb(tmp_path):
     process.communicate(timeout=30)
     assert "Cannot access memory at address 0x40000000" in output, output
     assert "0x40000000:\t0x03020100" in output                  # still the file's bytes
-    assert process.returncode == 0
+    assert process.returncode == 137                            # the kill
     assert window.read_bytes() == bytes(range(256)) * 16
 
 
