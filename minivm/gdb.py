@@ -18,8 +18,10 @@ What each gdb request costs the guest:
 Nothing is hooked while no breakpoint or watchpoint is set.
 Protocol: "GDB Remote Serial Protocol" in the gdb manual (Appendix E).
 """
+import select
 import socket
 import threading
+import time
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
 from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MIE,
@@ -52,6 +54,7 @@ MAX_PACKET = 2 * PACKET_SIZE  # a client sending more is not gdb: drop it
 MALFORMED = "E01"             # the protocol's error reply: "E NN"
 BAD_ADDRESS = "E14"           # EFAULT, as gdbserver says it
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+REPEAT_STOP = 0.05            # seconds between two tries of a stop not yet taken
 
 
 def target_xml(xlen):
@@ -103,6 +106,12 @@ class Connection:
         self._byte(), self._byte()          # the checksum: TCP already guards the bytes
         self.sock.sendall(b"+")
         return unescape(data)
+
+    def keep(self, data):
+        """Bytes that came while the guest ran: keep them for the command
+        loop; True if gdb asked for an interrupt (0x03) among them."""
+        self.buffer += data.replace(b"\x03", b"")
+        return b"\x03" in data
 
     def send(self, text):
         data = text.encode("latin-1") if isinstance(text, str) else text
@@ -164,6 +173,8 @@ class Debugger:
         self.hit = None              # the watchpoint that stopped the guest: (kind, address)
         self.arrived = None          # a connection accepted while the guest ran
         self.killed = False          # `k` before the first instruction (--gdb-wait)
+        self.stop_lock = threading.Lock()
+        self.stop_wanted = False     # the debugger stopped the guest; the run loop has not seen it
         machine.bus.watch = self.mmio_watch
         machine.bus.last_written = {}
 
@@ -189,40 +200,61 @@ class Debugger:
         # Without --gdb-wait the guest runs at once; when gdb connects, stop
         # it so the run loop can hand the connection over (see stopped()).
         self.arrived = self._accept()
-        self.vcpu.stop()
+        self._request_stop()
+        while self.stop_wanted:
+            time.sleep(REPEAT_STOP)
+            self._repeat_stop()
+
+    def _request_stop(self):
+        """Stop the guest for the debugger: a client arrived, sent Ctrl-C or
+        went away.  Unicorn drops a stop that comes while no run is under way
+        (the run loop between two runs, say dropping the last client), so the
+        request stands until stopped() takes it, and is repeated meanwhile."""
+        with self.stop_lock:
+            self.stop_wanted = True
+            self.vcpu.stop()
+
+    def _repeat_stop(self):
+        with self.stop_lock:
+            if self.stop_wanted:
+                self.vcpu.stop()
 
     def _attach(self, sock):
         self.conn = Connection(sock)
         threading.Thread(target=self._watch_for_interrupt, daemon=True).start()
 
     def _watch_for_interrupt(self):
-        # While the guest runs gdb sends only acknowledgements and Ctrl-C
-        # (0x03): keep the bytes for the command loop, stop the vCPU on 0x03.
-        import select
+        # While the guest runs, keep what gdb sends for the command loop and
+        # stop the guest on Ctrl-C (0x03), or when gdb goes away: the run
+        # loop then drops the connection and the guest runs on.
         conn = self.conn
         while self.conn is conn:
+            self._repeat_stop()
             try:
-                readable, _, _ = select.select([conn.sock], [], [], 0.05)
+                readable, _, _ = select.select([conn.sock], [], [], REPEAT_STOP)
+                if readable and not self.guest_running:
+                    time.sleep(REPEAT_STOP)   # the command loop's bytes: let it read them
                 if not readable or not self.guest_running:
                     continue
                 with conn.lock:
                     if not self.guest_running:
                         continue          # stopped meanwhile: the bytes are the command loop's
                     data = conn.sock.recv(4096, socket.MSG_DONTWAIT)
-                    if b"\x03" in data:
-                        data = data.replace(b"\x03", b"")
-                        self.vcpu.stop()
-                    conn.buffer += data
+                    if not data or conn.keep(data):
+                        self._request_stop()
             except BlockingIOError:
                 continue
             except (OSError, ValueError):
-                return                    # the connection is gone
+                self._request_stop()      # the connection is gone
+                return
 
     # -- exits the run loop hands over ------------------------------------------------
 
     def stopped(self, exit):
         """The guest stopped for the debugger: report it, serve gdb. Returns
         'continue', or 'kill' to end the run."""
+        with self.stop_lock:
+            self.stop_wanted = False
         if self.conn is not None:
             with self.conn.lock:
                 self.guest_running = False
@@ -248,13 +280,17 @@ class Debugger:
 
     def owns(self, exit):
         """Is this exit the debugger's to report (rather than the run's end)?"""
+        if exit.reason is ExitReason.INTERRUPTED:
+            return self.stop_wanted      # else a signal stopped it (Ctrl-C, SIGTERM): the run ends
         if self.conn is None:
-            return self.arrived is not None and exit.reason is ExitReason.INTERRUPTED
+            return False
         if exit.reason is ExitReason.LIMIT and self.stepping:
             return True
-        return exit.reason in (ExitReason.BREAKPOINT, ExitReason.INTERRUPTED)
+        return exit.reason is ExitReason.BREAKPOINT
 
     def finished(self, code):
+        with self.stop_lock:
+            self.stop_wanted = False     # nothing left to stop
         if self.conn is not None:
             try:
                 self.conn.send(f"W{code & 0xFF:02x}")

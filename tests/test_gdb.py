@@ -301,3 +301,21 @@ def test_a_client_gone_without_detach_leaves_no_breakpoint_behind(insert):
     stdout, stderr = process.communicate(timeout=60)
     assert b"interrupted" not in stderr, stderr.decode()
     assert stdout == GOLDEN.joinpath("hello.out").read_bytes() and process.returncode == 0
+
+
+def test_clients_that_come_and_go_while_the_guest_runs_leave_the_server_answering():
+    # Each client is taken over between two runs of the guest; one arriving
+    # while the last is being dropped used to stop nothing (the stop was
+    # lost): the next client was never answered, and SIGTERM no longer
+    # ended the run.
+    process, port = start_minivm(firmware("spin"))
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as quick:
+            quick.sendall(b"$g#67")
+    client = RawClient(port)
+    client.sock.settimeout(10)
+    assert client.ask("?") == "S05"
+    client.sock.close()
+    process.terminate()
+    _, stderr = process.communicate(timeout=30)
+    assert stderr == b"minivm: stopped by SIGTERM\n" and process.returncode == 143
