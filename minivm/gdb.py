@@ -55,6 +55,7 @@ MALFORMED = "E01"             # the protocol's error reply: "E NN"
 BAD_ADDRESS = "E14"           # EFAULT, as gdbserver says it
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 REPEAT_STOP = 0.05            # seconds between two tries of a stop not yet taken
+LAST_ACK_TIMEOUT = 1.0        # seconds to wait for gdb's + of the reply before closing
 
 
 def target_xml(xlen):
@@ -73,11 +74,20 @@ def target_xml(xlen):
 
 
 class Connection:
-    """Packets over a TCP socket: $data#checksum, acknowledged with + ."""
+    """Packets over a TCP socket: $data#checksum, acknowledged with + .
+
+    gdb sends three kinds of thing, told apart by their first byte: a packet
+    ($), an acknowledgement (+, or - for "send that again") and, outside a
+    packet, an interrupt request (0x03, Ctrl-C).  A reply is sent without
+    waiting for its + (TCP delivers it intact): the wait would swallow
+    packets gdb sent while the guest ran, which come before that + ."""
 
     def __init__(self, sock):
         self.sock = sock
         self.buffer = b""
+        self.last_sent = b""
+        self.in_packet = False         # where keep() is in the stream: inside $...#
+        self.checksum_left = 0         # ...or in the two digits after the #
         self.lock = threading.Lock()   # the interrupt watcher reads the socket too
 
     def _byte(self):
@@ -96,6 +106,8 @@ class Connection:
             byte = self._byte()
             if byte == b"\x03":
                 return byte
+            if byte == b"-":
+                self.sock.sendall(self.last_sent)
             if byte == b"$":
                 break
         data = bytearray()
@@ -109,15 +121,42 @@ class Connection:
 
     def keep(self, data):
         """Bytes that came while the guest ran: keep them for the command
-        loop; True if gdb asked for an interrupt (0x03) among them."""
-        self.buffer += data.replace(b"\x03", b"")
-        return b"\x03" in data
+        loop; True if gdb asked for an interrupt among them (a 0x03 inside
+        a packet, say in X's binary data, is the packet's)."""
+        kept, interrupt = bytearray(), False
+        for byte in data:
+            if self.checksum_left:
+                self.checksum_left -= 1
+            elif self.in_packet:
+                if byte == ord("#"):
+                    self.in_packet, self.checksum_left = False, 2
+            elif byte == 0x03:
+                interrupt = True
+                continue
+            elif byte == ord("$"):
+                self.in_packet = True
+            kept.append(byte)
+        self.buffer += kept
+        return interrupt
+
+    def resume(self):
+        """The guest runs again: what gdb sent after its resume packet is
+        read as keep() reads it.  True if that holds an interrupt request."""
+        leftover, self.buffer = self.buffer, b""
+        self.in_packet, self.checksum_left = False, 0
+        return self.keep(leftover)
 
     def send(self, text):
         data = text.encode("latin-1") if isinstance(text, str) else text
-        checksum = sum(data) & 0xFF
-        self.sock.sendall(b"$" + data + b"#%02x" % checksum)
-        while self._byte() != b"+":         # wait for gdb's acknowledgement
+        self.last_sent = b"$" + data + b"#%02x" % (sum(data) & 0xFF)
+        self.sock.sendall(self.last_sent)
+
+    def send_last(self, text):
+        """The reply before closing: wait a moment for its +, as closing a
+        socket with unread bytes resets it, and gdb could lose the reply."""
+        self.send(text)
+        self.sock.settimeout(LAST_ACK_TIMEOUT)
+        while self._byte() != b"+":
             pass
 
 
@@ -293,7 +332,7 @@ class Debugger:
             self.stop_wanted = False     # nothing left to stop
         if self.conn is not None:
             try:
-                self.conn.send(f"W{code & 0xFF:02x}")
+                self.conn.send_last(f"W{code & 0xFF:02x}")
             except OSError:
                 pass
             self.close(listen=False)
@@ -343,7 +382,10 @@ class Debugger:
             self.close()
             return "continue"
         self._prepare_counter(step=action == "step")
-        self.guest_running = True
+        with self.conn.lock:
+            self.guest_running = True
+            if self.conn.resume():
+                self._request_stop()
         return "continue"
 
     def handle(self, packet):
@@ -419,7 +461,7 @@ class Debugger:
         if command == "k" or packet.startswith("vKill"):
             return "kill"
         if command == "D":
-            self.reply("OK")
+            self.conn.send_last("OK")
             return "detach"
         if command in ("H", "T") or packet.startswith("qSymbol"):
             return self.reply("OK")
