@@ -324,15 +324,21 @@ def test_clients_that_come_and_go_while_the_guest_runs_leave_the_server_answerin
     assert stderr == b"minivm: stopped by SIGTERM\n" and process.returncode == 143
 
 
-def test_packets_sent_while_the_guest_runs_are_answered_after_the_stop():
-    # gdb waits for the stop before it asks anything; a client that does
-    # not gets its answers, in order, after the stop reply.  A 0x03 inside
-    # a packet (X's binary data) is data, not Ctrl-C.
+def spin_continued():
+    """A spinning guest, its gdb client (raw) having just sent `c`."""
     process, port = start_minivm(firmware("spin"), "--gdb-wait")
     client = RawClient(port)
     client.sock.settimeout(10)
     assert client.ask("?") == "S05"
     client.send("c")
+    return process, client
+
+
+def test_packets_sent_while_the_guest_runs_are_answered_after_the_stop():
+    # gdb waits for the stop before it asks anything; a client that does
+    # not gets its answers, in order, after the stop reply.  A 0x03 inside
+    # a packet (X's binary data) is data, not Ctrl-C.
+    process, client = spin_continued()
     for packet in ["X80100000,1:\x03", "m80100000,1", "m0,4"]:
         client.send(packet)
     client.sock.sendall(b"\x03")
@@ -345,11 +351,7 @@ def test_packets_sent_while_the_guest_runs_are_answered_after_the_stop():
 def test_sigterm_ends_the_run_while_gdb_is_connected():
     # The signal's stop is not the debugger's (gdb would hear S02 and the
     # guest run on): the run ends.
-    process, port = start_minivm(firmware("spin"), "--gdb-wait")
-    client = RawClient(port)
-    client.sock.settimeout(10)
-    assert client.ask("?") == "S05"
-    client.send("c")
+    process, client = spin_continued()
     client.sock.sendall(b"\x03")
     assert client.reply() == "S02"                # a stop in the run loop: signals are watched
     client.send("c")
