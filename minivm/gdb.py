@@ -18,8 +18,10 @@ What each gdb request costs the guest:
 Nothing is hooked while no breakpoint or watchpoint is set.
 Protocol: "GDB Remote Serial Protocol" in the gdb manual (Appendix E).
 """
+import select
 import socket
 import threading
+import time
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
 from unicorn.riscv_const import (UC_RISCV_REG_MCAUSE, UC_RISCV_REG_MEPC, UC_RISCV_REG_MIE,
@@ -52,6 +54,8 @@ MAX_PACKET = 2 * PACKET_SIZE  # a client sending more is not gdb: drop it
 MALFORMED = "E01"             # the protocol's error reply: "E NN"
 BAD_ADDRESS = "E14"           # EFAULT, as gdbserver says it
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+REPEAT_STOP = 0.05            # seconds between two tries of a stop not yet taken
+LAST_ACK_TIMEOUT = 1.0        # seconds to wait for gdb's + of the reply before closing
 
 
 def target_xml(xlen):
@@ -70,11 +74,20 @@ def target_xml(xlen):
 
 
 class Connection:
-    """Packets over a TCP socket: $data#checksum, acknowledged with + ."""
+    """Packets over a TCP socket: $data#checksum, acknowledged with + .
+
+    gdb sends three kinds of thing, told apart by their first byte: a packet
+    ($), an acknowledgement (+, or - for "send that again") and, outside a
+    packet, an interrupt request (0x03, Ctrl-C).  A reply is sent without
+    waiting for its + (TCP delivers it intact): the wait would swallow
+    packets gdb sent while the guest ran, which come before that + ."""
 
     def __init__(self, sock):
         self.sock = sock
         self.buffer = b""
+        self.last_sent = b""
+        self.in_packet = False         # where keep() is in the stream: inside $...#
+        self.checksum_left = 0         # ...or in the two digits after the #
         self.lock = threading.Lock()   # the interrupt watcher reads the socket too
 
     def _byte(self):
@@ -93,6 +106,8 @@ class Connection:
             byte = self._byte()
             if byte == b"\x03":
                 return byte
+            if byte == b"-":
+                self.sock.sendall(self.last_sent)
             if byte == b"$":
                 break
         data = bytearray()
@@ -104,11 +119,44 @@ class Connection:
         self.sock.sendall(b"+")
         return unescape(data)
 
+    def keep(self, data):
+        """Bytes that came while the guest ran: keep them for the command
+        loop; True if gdb asked for an interrupt among them (a 0x03 inside
+        a packet, say in X's binary data, is the packet's)."""
+        kept, interrupt = bytearray(), False
+        for byte in data:
+            if self.checksum_left:
+                self.checksum_left -= 1
+            elif self.in_packet:
+                if byte == ord("#"):
+                    self.in_packet, self.checksum_left = False, 2
+            elif byte == 0x03:
+                interrupt = True
+                continue
+            elif byte == ord("$"):
+                self.in_packet = True
+            kept.append(byte)
+        self.buffer += kept
+        return interrupt
+
+    def resume(self):
+        """The guest runs again: what gdb sent after its resume packet is
+        read as keep() reads it.  True if that holds an interrupt request."""
+        leftover, self.buffer = self.buffer, b""
+        self.in_packet, self.checksum_left = False, 0
+        return self.keep(leftover)
+
     def send(self, text):
         data = text.encode("latin-1") if isinstance(text, str) else text
-        checksum = sum(data) & 0xFF
-        self.sock.sendall(b"$" + data + b"#%02x" % checksum)
-        while self._byte() != b"+":         # wait for gdb's acknowledgement
+        self.last_sent = b"$" + data + b"#%02x" % (sum(data) & 0xFF)
+        self.sock.sendall(self.last_sent)
+
+    def send_last(self, text):
+        """The reply before closing: wait a moment for its +, as closing a
+        socket with unread bytes resets it, and gdb could lose the reply."""
+        self.send(text)
+        self.sock.settimeout(LAST_ACK_TIMEOUT)
+        while self._byte() != b"+":
             pass
 
 
@@ -163,6 +211,9 @@ class Debugger:
         self.guest_running = False
         self.hit = None              # the watchpoint that stopped the guest: (kind, address)
         self.arrived = None          # a connection accepted while the guest ran
+        self.killed = False          # `k` before the first instruction (--gdb-wait)
+        self.stop_lock = threading.Lock()
+        self.stop_wanted = False     # the debugger stopped the guest; the run loop has not seen it
         machine.bus.watch = self.mmio_watch
         machine.bus.last_written = {}
 
@@ -170,7 +221,7 @@ class Debugger:
         """Wait for gdb now (--gdb-wait), or let it connect while the guest runs."""
         if wait:
             self._attach(self._accept())
-            self.serve(f"S{SIGTRAP:02x}", announce=False)
+            self.killed = self.serve(f"S{SIGTRAP:02x}", announce=False) == "kill"
         else:
             self._listen_in_background()
 
@@ -188,40 +239,61 @@ class Debugger:
         # Without --gdb-wait the guest runs at once; when gdb connects, stop
         # it so the run loop can hand the connection over (see stopped()).
         self.arrived = self._accept()
-        self.vcpu.stop()
+        self._request_stop()
+        while self.stop_wanted:
+            time.sleep(REPEAT_STOP)
+            self._repeat_stop()
+
+    def _request_stop(self):
+        """Stop the guest for the debugger: a client arrived, sent Ctrl-C or
+        went away.  Unicorn drops a stop that comes while no run is under way
+        (the run loop between two runs, say dropping the last client), so the
+        request stands until stopped() takes it, and is repeated meanwhile."""
+        with self.stop_lock:
+            self.stop_wanted = True
+            self.vcpu.stop()
+
+    def _repeat_stop(self):
+        with self.stop_lock:
+            if self.stop_wanted:
+                self.vcpu.stop()
 
     def _attach(self, sock):
         self.conn = Connection(sock)
         threading.Thread(target=self._watch_for_interrupt, daemon=True).start()
 
     def _watch_for_interrupt(self):
-        # While the guest runs gdb sends only acknowledgements and Ctrl-C
-        # (0x03): keep the bytes for the command loop, stop the vCPU on 0x03.
-        import select
+        # While the guest runs, keep what gdb sends for the command loop and
+        # stop the guest on Ctrl-C (0x03), or when gdb goes away: the run
+        # loop then drops the connection and the guest runs on.
         conn = self.conn
         while self.conn is conn:
+            self._repeat_stop()
             try:
-                readable, _, _ = select.select([conn.sock], [], [], 0.05)
+                readable, _, _ = select.select([conn.sock], [], [], REPEAT_STOP)
+                if readable and not self.guest_running:
+                    time.sleep(REPEAT_STOP)   # the command loop's bytes: let it read them
                 if not readable or not self.guest_running:
                     continue
                 with conn.lock:
                     if not self.guest_running:
                         continue          # stopped meanwhile: the bytes are the command loop's
                     data = conn.sock.recv(4096, socket.MSG_DONTWAIT)
-                    if b"\x03" in data:
-                        data = data.replace(b"\x03", b"")
-                        self.vcpu.stop()
-                    conn.buffer += data
+                    if not data or conn.keep(data):
+                        self._request_stop()
             except BlockingIOError:
                 continue
             except (OSError, ValueError):
-                return                    # the connection is gone
+                self._request_stop()      # the connection is gone
+                return
 
     # -- exits the run loop hands over ------------------------------------------------
 
     def stopped(self, exit):
         """The guest stopped for the debugger: report it, serve gdb. Returns
         'continue', or 'kill' to end the run."""
+        with self.stop_lock:
+            self.stop_wanted = False
         if self.conn is not None:
             with self.conn.lock:
                 self.guest_running = False
@@ -247,26 +319,34 @@ class Debugger:
 
     def owns(self, exit):
         """Is this exit the debugger's to report (rather than the run's end)?"""
+        if exit.reason is ExitReason.INTERRUPTED:
+            return self.stop_wanted      # else a signal stopped it (Ctrl-C, SIGTERM): the run ends
         if self.conn is None:
-            return self.arrived is not None and exit.reason is ExitReason.INTERRUPTED
+            return False
         if exit.reason is ExitReason.LIMIT and self.stepping:
             return True
-        return exit.reason in (ExitReason.BREAKPOINT, ExitReason.INTERRUPTED)
+        return exit.reason is ExitReason.BREAKPOINT
 
     def finished(self, code):
+        with self.stop_lock:
+            self.stop_wanted = False     # nothing left to stop
         if self.conn is not None:
             try:
-                self.conn.send(f"W{code & 0xFF:02x}")
+                self.conn.send_last(f"W{code & 0xFF:02x}")
             except OSError:
                 pass
             self.close(listen=False)
 
     def close(self, listen=True):
-        """Drop the connection; a later gdb may connect again, as with QEMU."""
+        """Drop the connection; a later gdb may connect again, as with QEMU.
+        The guest runs on as after `D`: a client that went away without
+        detaching leaves no breakpoint or watchpoint behind."""
         if self.conn is not None:
             self.conn.sock.close()
             self.conn = None
             if listen:
+                self._remove_all()
+                self._prepare_counter(step=False)
                 self._listen_in_background()
 
     # -- the command loop ------------------------------------------------------------
@@ -299,11 +379,13 @@ class Debugger:
             self.close(listen=False)
             return "kill"
         if action == "detach":
-            self._remove_all()
             self.close()
             return "continue"
         self._prepare_counter(step=action == "step")
-        self.guest_running = True
+        with self.conn.lock:
+            self.guest_running = True
+            if self.conn.resume():
+                self._request_stop()
         return "continue"
 
     def handle(self, packet):
@@ -379,7 +461,7 @@ class Debugger:
         if command == "k" or packet.startswith("vKill"):
             return "kill"
         if command == "D":
-            self.reply("OK")
+            self.conn.send_last("OK")
             return "detach"
         if command in ("H", "T") or packet.startswith("qSymbol"):
             return self.reply("OK")
@@ -557,4 +639,5 @@ class Debugger:
                 self.vcpu.uc.hook_del(handle)
         self.breakpoints.clear()
         self.watchpoints.clear()
+        self.skip = self.hit = None
         self.vcpu.uc.ctl_flush_tb()

@@ -72,13 +72,14 @@ EXIT_BAD_INPUT = 2         # as for bad input found before the run
 EXIT_LIMIT = 124           # --max-insns reached (as timeout(1) uses 124)
 EXIT_GUEST_ERROR = 125     # the guest did something no machine can recover from
 EXIT_INTERRUPTED = 130     # Ctrl-C (128 + SIGINT)
+EXIT_KILLED = 137          # gdb's `k` (128 + SIGKILL, what gdb sends a native process)
 
 
 class RunResult:
     """How a run ended.
 
     exit_code     the finisher's code, or EXIT_LIMIT / EXIT_GUEST_ERROR / EXIT_INTERRUPTED /
-                  EXIT_BAD_INPUT
+                  EXIT_KILLED / EXIT_BAD_INPUT
     reason        the ExitReason of the last exit
     output        what the guest printed, when it was not sent to a stream
     instructions  guest instructions run, when they were counted (else None)
@@ -327,6 +328,9 @@ class Machine:
         self.budget = self.max_insns if max_insns is None else max_insns
         self.set_up_instruction_count(self.budget)
         self._prepare_next_run()
+        if self.debugger is not None and self.debugger.killed:    # at --gdb-wait's stop
+            return self._end(Exit(ExitReason.INTERRUPTED, self.vcpu.pc), EXIT_KILLED,
+                             "killed by the debugger")
         while True:
             exit = self.vcpu.run()
             self.console.flush()
@@ -335,7 +339,7 @@ class Machine:
                 return shrunk
             if self.debugger is not None and self.debugger.owns(exit):
                 if self.debugger.stopped(exit) == "kill":
-                    return self._end(exit, 0, "killed by the debugger")
+                    return self._end(exit, EXIT_KILLED, "killed by the debugger")
                 self._prepare_next_run()
                 continue
             result = self.handle(exit)

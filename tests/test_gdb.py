@@ -78,7 +78,7 @@ def test_break_registers_memory_step_watch_kill(image):
     assert "<main+4>" in output                      # one instruction later
     assert "Old value = 0 '\\000'" in output and "New value = 72 'H'" in output, output
     assert stdout == b"H"                            # the watched byte went out once, then kill
-    assert process.returncode == 0
+    assert process.returncode == 137                 # 128 + SIGKILL, as for a process gdb kills
 
 
 @needs_gdb
@@ -110,6 +110,18 @@ def test_ctrl_c_from_gdb_stops_a_spinning_guest():
     assert stderr.endswith(b"minivm: killed by the debugger\n")
 
 
+@needs_gdb
+def test_kill_at_the_first_stop_ends_the_run():
+    # --gdb-wait's stop comes before the first instruction; `k` there ends
+    # the run as `k` later does (the spinning guest would never end itself).
+    path = firmware("spin")
+    process, port = start_minivm(path, "--gdb-wait")
+    gdb(path, port, "kill")
+    _, stderr = process.communicate(timeout=30)
+    assert stderr == b"minivm: killed by the debugger\n"
+    assert process.returncode == 137
+
+
 # == hostile clients ==============================================================================
 # gdb itself only sends well-formed packets; a raw socket sends the rest.
 
@@ -137,7 +149,11 @@ class RawClient:
         """Send one packet; the server's reply (acked)."""
         self.send(packet)
         assert self._until(b"+") == b"+"
-        reply = self._until(b"#")
+        return self.reply()
+
+    def reply(self):
+        """The server's next packet (acked), after its acks of ours."""
+        reply = self._until(b"#").lstrip(b"+")
         while len(self.buffer) < 2:            # the two checksum digits
             self.buffer += self.sock.recv(2)
         self.buffer = self.buffer[2:]
@@ -172,7 +188,7 @@ def test_malformed_packets_get_an_error_reply(image):
     client.send("k")
     stdout, stderr = process.communicate(timeout=30)
     assert b"Traceback" not in stderr, stderr.decode()
-    assert process.returncode == 0
+    assert process.returncode == 137
 
 
 def test_an_overlong_packet_is_a_clean_detach():
@@ -207,7 +223,7 @@ def test_writing_a_read_only_passthrough_window_is_an_error_for_gdb(tmp_path):
     process.communicate(timeout=30)
     assert "Cannot access memory at address 0x40000000" in output, output
     assert "0x40000000:\t0x03020100" in output                  # still the file's bytes
-    assert process.returncode == 0
+    assert process.returncode == 137                            # the kill
     assert window.read_bytes() == bytes(range(256)) * 16
 
 
@@ -254,7 +270,8 @@ def served(tmp_path_factory):
 @given(packet=packets)
 def test_random_packets_never_raise(served, packet):
     debugger, client, window = served
-    client.sendall(b"+")                       # the ack for the reply, if one comes
+    if packet.startswith("D"):
+        client.sendall(b"+")                   # D's reply waits for its ack, then detaches
     action = debugger.handle(packet)
     assert action in (None, "continue", "step", "kill", "detach")
     client.setblocking(False)
@@ -266,6 +283,79 @@ def test_random_packets_never_raise(served, packet):
         client.settimeout(10)
     if reply:
         assert reply.startswith(b"$") and reply[-3:-2] == b"#"
-    else:                                      # a resume: take back the unused ack
-        debugger.conn._byte()
     assert window.read_bytes() == bytes(4096)
+
+
+GOLDEN = firmware("hello").parents[1] / "tests" / "golden"
+
+
+def symbol(image, name):
+    from minivm.loader import read_program
+    return read_program(firmware(image)).symbols.address_of(name)
+
+
+@pytest.mark.parametrize("insert", ["Z0,{puts:x},4", "Z2,10000000,1"])    # puts; the UART's THR
+def test_a_client_gone_without_detach_leaves_no_breakpoint_behind(insert):
+    # The guest runs on as after D: hello prints all of its text, status 0.
+    process, port = start_minivm(firmware("hello"), "--gdb-wait")
+    client = RawClient(port)
+    assert client.ask(insert.format(puts=symbol("hello", "puts"))) == "OK"
+    client.drop()
+    stdout, stderr = process.communicate(timeout=60)
+    assert b"interrupted" not in stderr, stderr.decode()
+    assert stdout == GOLDEN.joinpath("hello.out").read_bytes() and process.returncode == 0
+
+
+def test_clients_that_come_and_go_while_the_guest_runs_leave_the_server_answering():
+    # Each client is taken over between two runs of the guest; one arriving
+    # while the last is being dropped used to stop nothing (the stop was
+    # lost): the next client was never answered, and SIGTERM no longer
+    # ended the run.
+    process, port = start_minivm(firmware("spin"))
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as quick:
+            quick.sendall(b"$g#67")
+    client = RawClient(port)
+    client.sock.settimeout(10)
+    assert client.ask("?") == "S05"
+    client.sock.close()
+    process.terminate()
+    _, stderr = process.communicate(timeout=30)
+    assert stderr == b"minivm: stopped by SIGTERM\n" and process.returncode == 143
+
+
+def spin_continued():
+    """A spinning guest, its gdb client (raw) having just sent `c`."""
+    process, port = start_minivm(firmware("spin"), "--gdb-wait")
+    client = RawClient(port)
+    client.sock.settimeout(10)
+    assert client.ask("?") == "S05"
+    client.send("c")
+    return process, client
+
+
+def test_packets_sent_while_the_guest_runs_are_answered_after_the_stop():
+    # gdb waits for the stop before it asks anything; a client that does
+    # not gets its answers, in order, after the stop reply.  A 0x03 inside
+    # a packet (X's binary data) is data, not Ctrl-C.
+    process, client = spin_continued()
+    for packet in ["X80100000,1:\x03", "m80100000,1", "m0,4"]:
+        client.send(packet)
+    client.sock.sendall(b"\x03")
+    assert [client.reply() for _ in range(4)] == ["S02", "OK", "03", "E14"]
+    client.send("k")
+    _, stderr = process.communicate(timeout=30)
+    assert stderr == b"minivm: killed by the debugger\n" and process.returncode == 137
+
+
+def test_sigterm_ends_the_run_while_gdb_is_connected():
+    # The signal's stop is not the debugger's (gdb would hear S02 and the
+    # guest run on): the run ends.
+    process, client = spin_continued()
+    client.sock.sendall(b"\x03")
+    assert client.reply() == "S02"                # a stop in the run loop: signals are watched
+    client.send("c")
+    assert client._until(b"+") == b"+"            # the server has it: the guest runs
+    process.terminate()
+    _, stderr = process.communicate(timeout=30)
+    assert stderr == b"minivm: stopped by SIGTERM\n" and process.returncode == 143
