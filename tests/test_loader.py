@@ -222,3 +222,13 @@ def test_mutated_images_load_cleanly_or_fail_in_one_line(tmp_path, image):
             load_program(read_program(path), MUTANT_RAM)
         except MinivmError as error:
             assert "\n" not in str(error) and str(path) in str(error)
+
+
+def entry_in_the_uart(data):
+    struct.pack_into("<Q", data, 24, 0x10000000)                  # e_entry
+
+
+def test_entry_point_in_a_device_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
+    with pytest.raises(MinivmError, match="entry point 0x10000000 is in the uart0 device"):
+        Machine(damaged(tmp_path, entry_in_the_uart))
