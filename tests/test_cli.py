@@ -421,3 +421,18 @@ def test_virtio_option_is_parsed_or_one_line(small_image, flags):
     image.close()
     assert set(flags) <= {"ro", "legacy"}
     assert (image.read_only, legacy) == ("ro" in flags, "legacy" in flags)
+
+
+def test_memory_the_host_cannot_map_is_one_line():
+    # Under a 3 GB address-space limit (ulimit -v) 16 GiB of RAM cannot be mapped.
+    import resource
+
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "minivm", "run", str(firmware("hello")),
+                           "--memory", "16G"], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=60, cwd=os.path.dirname(__file__),
+                          preexec_fn=limit_address_space)
+    assert (done.returncode, done.stderr) == (
+        2, b"minivm: --memory 16384 MiB: the host cannot map it (Cannot allocate memory)\n")
