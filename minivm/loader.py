@@ -15,6 +15,12 @@ from minivm.errors import MinivmError
 # full debug information is a few hundred MiB).
 MAX_IMAGE_BYTES = 512 << 20
 
+# Each loadable segment is copied and zero-filled in turn, so a small file
+# with thousands of overlapping segments of 128 MiB would take hours to
+# load.  Real images have a handful (a kernel two to four); the ELF format
+# allows 65535.
+MAX_SEGMENTS = 64
+
 
 class Symbols:
     """Function and object symbols, for turning addresses into names."""
@@ -106,6 +112,9 @@ def _loadable_segments(elf, image, path):
     for segment in elf.iter_segments():
         if segment["p_type"] != "PT_LOAD" or segment["p_memsz"] == 0:
             continue   # a zero-size PT_LOAD loads nothing (some linkers emit them)
+        if len(segments) == MAX_SEGMENTS:
+            raise MinivmError(f"{path}: more than {MAX_SEGMENTS} loadable segments; "
+                              f"no firmware image has that many")
         offset, file_size = segment["p_offset"], segment["p_filesz"]
         if file_size > segment["p_memsz"]:
             raise MinivmError(f"{path}: damaged ELF file (a segment's file size 0x{file_size:x} "

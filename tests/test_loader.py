@@ -232,3 +232,21 @@ def test_entry_point_in_a_device_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
     with pytest.raises(MinivmError, match="entry point 0x10000000 is in the uart0 device"):
         Machine(damaged(tmp_path, entry_in_the_uart))
+
+
+def test_more_than_64_loadable_segments_are_refused(tmp_path, monkeypatch):
+    # hello.elf's program headers (one PT_LOAD) moved to the end of the
+    # file, after 64 small bss-like segments at the start of RAM.
+    monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
+    data = bytearray(firmware("hello").read_bytes())
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phnum, = struct.unpack_from("<H", data, 56)
+    headers = data[phoff:phoff + 56 * phnum]
+    bss = struct.pack("<IIQQQQQQ", 1, 6, 0, 0x80000000, 0x80000000, 0, 4096, 0x1000)
+    struct.pack_into("<Q", data, 32, len(data))
+    struct.pack_into("<H", data, 56, 64 + phnum)
+    data += bss * 64 + headers
+    path = tmp_path / "segments.elf"
+    path.write_bytes(data)
+    with pytest.raises(MinivmError, match="more than 64 loadable segments"):
+        read_program(path)
