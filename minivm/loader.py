@@ -25,14 +25,12 @@ MAX_SEGMENTS = 64
 class Symbols:
     """Function and object symbols, for turning addresses into names."""
 
-    def __init__(self):
-        self.addresses = []   # sorted start addresses
-        self.entries = []     # (address, size, name), in the same order
-
-    def add(self, address, size, name):
-        index = bisect.bisect(self.addresses, address)
-        self.addresses.insert(index, address)
-        self.entries.insert(index, (address, size, name))
+    def __init__(self, entries=()):
+        # Sorted once (a stable sort: symbols at one address keep the file's
+        # order); inserting one by one was quadratic for a table in
+        # descending order.
+        self.entries = sorted(entries, key=lambda entry: entry[0])  # (address, size, name)
+        self.addresses = [address for address, _, _ in self.entries]
 
     def lookup(self, address):
         """'name+0xoff' for the symbol covering address, or ''."""
@@ -133,16 +131,14 @@ def _loadable_segments(elf, image, path):
 def _symbols(elf):
     from elftools.elf.sections import SymbolTableSection
 
-    symbols = Symbols()
     table = elf.get_section_by_name(".symtab")
     if not isinstance(table, SymbolTableSection):
-        return symbols     # none, or a section of another type under that name: no names
-    for symbol in table.iter_symbols():
-        if symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
-                and symbol.name and symbol["st_shndx"] != "SHN_UNDEF" \
-                and not symbol.name.startswith("$"):
-            symbols.add(symbol["st_value"], symbol["st_size"], symbol.name)
-    return symbols
+        return Symbols()   # none, or a section of another type under that name: no names
+    return Symbols((symbol["st_value"], symbol["st_size"], symbol.name)
+                   for symbol in table.iter_symbols()
+                   if symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE")
+                   and symbol.name and symbol["st_shndx"] != "SHN_UNDEF"
+                   and not symbol.name.startswith("$"))
 
 
 def load_program(program, ram):

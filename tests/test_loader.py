@@ -12,7 +12,7 @@ from conftest import firmware
 from minivm import elfcache
 from minivm.bus import Ram
 from minivm.errors import MinivmError
-from minivm.loader import load_program, read_program
+from minivm.loader import Symbols, load_program, read_program
 from minivm.machine import Machine
 
 PT_LOAD = 1
@@ -250,3 +250,14 @@ def test_more_than_64_loadable_segments_are_refused(tmp_path, monkeypatch):
     path.write_bytes(data)
     with pytest.raises(MinivmError, match="more than 64 loadable segments"):
         read_program(path)
+
+
+def test_symbols_in_descending_order_are_sorted_once():
+    # The order a .symtab lists them in does not matter; symbols at one
+    # address keep the file's order, as when they were inserted one by one.
+    symbols = Symbols([(0x300, 0x10, "c"), (0x200, 0x10, "b"), (0x100, 0x10, "a"),
+                       (0x100, 0x20, "a_alias")])
+    assert symbols.entries == [(0x100, 0x10, "a"), (0x100, 0x20, "a_alias"),
+                               (0x200, 0x10, "b"), (0x300, 0x10, "c")]
+    assert [symbols.lookup(address) for address in (0x104, 0x200, 0x30f, 0x310)] == [
+        "a_alias+0x4", "b", "c+0xf", ""]
