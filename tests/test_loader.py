@@ -261,3 +261,31 @@ def test_symbols_in_descending_order_are_sorted_once():
                                (0x200, 0x10, "b"), (0x300, 0x10, "c")]
     assert [symbols.lookup(address) for address in (0x104, 0x200, 0x30f, 0x310)] == [
         "a_alias+0x4", "b", "c+0xf", ""]
+
+
+def test_cache_entry_that_is_a_fifo_is_a_miss(tmp_path, monkeypatch):
+    # A shared cache folder may hold anything under an entry's name: a FIFO
+    # nobody writes must not make minivm wait.
+    monkeypatch.setenv("MINIVM_CACHE_DIR", str(tmp_path))
+    image = firmware("hello").read_bytes()
+    os.mkfifo(elfcache._entry_path(image))
+    assert elfcache.load(image) is None
+    assert read_program(firmware("hello")).entry == RAM_BASE
+
+
+@pytest.mark.parametrize("entry", [
+    (64, RAM_BASE, [("x", b"", 5, 0)], []),          # a segment address that is a string
+    (64, RAM_BASE, [], [(1, 2)]),                    # a symbol without a name
+    (64, RAM_BASE, [], [("main", 0, 0)]),            # a symbol address that is a string
+    (16, RAM_BASE, [], []),                          # no such xlen
+    [64, RAM_BASE, [], []],                          # a list, not a tuple
+])
+def test_cache_entry_of_the_wrong_types_is_a_miss(tmp_path, monkeypatch, entry):
+    import marshal
+    monkeypatch.setenv("MINIVM_CACHE_DIR", str(tmp_path))
+    image = firmware("hello").read_bytes()
+    with open(elfcache._entry_path(image), "wb") as stream:
+        stream.write(marshal.dumps(entry))
+    assert elfcache.load(image) is None
+    machine = Machine(firmware("hello"))
+    assert machine.run().exit_code == 0
