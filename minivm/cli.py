@@ -279,8 +279,25 @@ class OutputFile:
             if same:
                 raise MinivmError(f"--trace-file {path}: that is {name}, an input of "
                                   f"this run; not overwriting it")
-        self.stream = self._do(open, path, "w")
+        self.stream = self._do(self._open, path)
         self.write(first_lines)
+
+    @staticmethod
+    def _open(path):
+        import errno
+        import fcntl
+        import os
+        # Non-blocking, so that a FIFO nobody reads is refused (ENXIO) rather
+        # than waited on forever; then blocking again, so writes wait for a
+        # slow reader instead of failing.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
+        except OSError as error:
+            if error.errno == errno.ENXIO:
+                error.strerror = "a FIFO with no reader"
+            raise
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return open(fd, "w")
 
     def _do(self, operation, *args):
         try:

@@ -15,6 +15,7 @@ Entries are written with `marshal` (plain data only: loading one cannot run code
 import hashlib
 import marshal
 import os
+import stat
 
 FORMAT = 1   # bump when the entry layout changes
 
@@ -40,15 +41,42 @@ def load(image):
     """(xlen, entry, segments, symbols) for this image, or None if not cached."""
     from minivm.loader import Segment, Symbols
     path = _entry_path(image)
+    if path is None:
+        return None
     try:
-        with open(path, "rb") as stream:
-            xlen, entry, segments, symbol_entries = marshal.load(stream)
-        symbols = Symbols()
-        symbols.addresses = [address for address, _, _ in symbol_entries]
-        symbols.entries = [tuple(item) for item in symbol_entries]
-        return xlen, entry, [Segment(*item) for item in segments], symbols
+        parsed = marshal.loads(_read_entry(path))
     except (OSError, TypeError, ValueError, EOFError):
         return None   # not cached (or not readable): parse it
+    if not _well_formed(parsed):
+        return None   # the folder may be shared: a wrong entry is only a miss
+    xlen, entry, segments, symbol_entries = parsed
+    return xlen, entry, [Segment(*item) for item in segments], Symbols(symbol_entries)
+
+
+def _read_entry(path):
+    # Non-blocking and regular files only: a FIFO under an entry's name
+    # must not make minivm wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return stream.read()
+
+
+def _well_formed(parsed):
+    """Exactly what store() writes: plain numbers, bytes and strings."""
+    def numbers(*values):
+        return all(type(value) is int and value >= 0 for value in values)
+
+    if type(parsed) is not tuple or len(parsed) != 4:
+        return False
+    xlen, entry, segments, symbols = parsed
+    return (xlen in (32, 64) and numbers(entry) and type(segments) is list
+            and type(symbols) is list
+            and all(type(item) is tuple and len(item) == 4 and numbers(item[0], *item[2:])
+                    and type(item[1]) is bytes for item in segments)
+            and all(type(item) is tuple and len(item) == 3 and numbers(*item[:2])
+                    and type(item[2]) is str for item in symbols))
 
 
 def store(image, parsed):

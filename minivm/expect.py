@@ -25,6 +25,8 @@ scripted runs repeat exactly.
 import codecs
 from collections import deque
 
+from minivm.errors import MinivmError
+
 
 def as_bytes(text):
     return text.encode() if isinstance(text, str) else bytes(text)
@@ -37,7 +39,7 @@ def steps_from_options(options):
     last, ends the run.  Values take \\n, \\r, \\t, \\\\ and \\xNN escapes."""
     steps, text = [], None
     for option, value in options:
-        value = codecs.escape_decode(value.encode())[0]
+        value = _unescape(option, value)
         if option == "--expect":
             if text is not None:
                 steps.append((text, b""))
@@ -48,6 +50,13 @@ def steps_from_options(options):
     if text is not None:
         steps.append((text, None))
     return steps
+
+
+def _unescape(option, value):
+    try:
+        return codecs.escape_decode(value.encode())[0]
+    except ValueError as error:   # \xZZ, \x4, a trailing backslash
+        raise MinivmError(f"{option} '{value}': {error} (escapes: \\n \\r \\t \\\\ \\xNN)") from None
 
 
 class Expect:

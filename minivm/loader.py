@@ -15,18 +15,22 @@ from minivm.errors import MinivmError
 # full debug information is a few hundred MiB).
 MAX_IMAGE_BYTES = 512 << 20
 
+# Each loadable segment is copied and zero-filled in turn, so a small file
+# with thousands of overlapping segments of 128 MiB would take hours to
+# load.  Real images have a handful (a kernel two to four); the ELF format
+# allows 65535.
+MAX_SEGMENTS = 64
+
 
 class Symbols:
     """Function and object symbols, for turning addresses into names."""
 
-    def __init__(self):
-        self.addresses = []   # sorted start addresses
-        self.entries = []     # (address, size, name), in the same order
-
-    def add(self, address, size, name):
-        index = bisect.bisect(self.addresses, address)
-        self.addresses.insert(index, address)
-        self.entries.insert(index, (address, size, name))
+    def __init__(self, entries=()):
+        # Sorted once (a stable sort: symbols at one address keep the file's
+        # order); inserting one by one was quadratic for a table in
+        # descending order.
+        self.entries = sorted(entries, key=lambda entry: entry[0])  # (address, size, name)
+        self.addresses = [address for address, _, _ in self.entries]
 
     def lookup(self, address):
         """'name+0xoff' for the symbol covering address, or ''."""
@@ -106,6 +110,9 @@ def _loadable_segments(elf, image, path):
     for segment in elf.iter_segments():
         if segment["p_type"] != "PT_LOAD" or segment["p_memsz"] == 0:
             continue   # a zero-size PT_LOAD loads nothing (some linkers emit them)
+        if len(segments) == MAX_SEGMENTS:
+            raise MinivmError(f"{path}: more than {MAX_SEGMENTS} loadable segments; "
+                              f"no firmware image has that many")
         offset, file_size = segment["p_offset"], segment["p_filesz"]
         if file_size > segment["p_memsz"]:
             raise MinivmError(f"{path}: damaged ELF file (a segment's file size 0x{file_size:x} "
@@ -124,16 +131,14 @@ def _loadable_segments(elf, image, path):
 def _symbols(elf):
     from elftools.elf.sections import SymbolTableSection
 
-    symbols = Symbols()
     table = elf.get_section_by_name(".symtab")
     if not isinstance(table, SymbolTableSection):
-        return symbols     # none, or a section of another type under that name: no names
-    for symbol in table.iter_symbols():
-        if symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") \
-                and symbol.name and symbol["st_shndx"] != "SHN_UNDEF" \
-                and not symbol.name.startswith("$"):
-            symbols.add(symbol["st_value"], symbol["st_size"], symbol.name)
-    return symbols
+        return Symbols()   # none, or a section of another type under that name: no names
+    return Symbols((symbol["st_value"], symbol["st_size"], symbol.name)
+                   for symbol in table.iter_symbols()
+                   if symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE")
+                   and symbol.name and symbol["st_shndx"] != "SHN_UNDEF"
+                   and not symbol.name.startswith("$"))
 
 
 def load_program(program, ram):

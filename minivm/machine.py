@@ -237,8 +237,18 @@ class Machine:
         self.bus.add_device(name, entry.base, device, entry.irq)
 
     def _boot(self):
+        self._check_entry()
         load_program(self.program, self.ram)
         self.vcpu.pc = self.program.entry
+
+    def _check_entry(self):
+        # A device holds registers, not code: the first fetch would fault
+        # with no trap handler set up yet, so say what is wrong instead.
+        entry = self.program.entry
+        device = self.bus.device_at(entry)
+        if device is not None:
+            raise MinivmError(f"{self.program.path}: entry point 0x{entry:x} is in the "
+                              f"{device} device, not in memory")
 
     def reset(self):
         """What the finisher's 0x7777 does: devices to power-on state, reload, restart."""

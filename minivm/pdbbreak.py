@@ -34,6 +34,21 @@ class DevicePdb(pdb.Pdb):
     do_q = do_exit = do_EOF = do_quit
 
 
+# Register names are found by asking the device to name each offset of its
+# window.  The PLIC's 64 MiB are too many to ask; its names follow a pattern
+# (priority[N], enable1[W], claim0...) and are not checked.
+PROBED_WINDOW = 0x10000
+BANKS = (0, 0x80)   # the UART names DLL/DLM only with LCR.DLAB (0x80) set
+
+
+def register_names(device):
+    """Every name the device gives its registers, or None if not probed."""
+    if device.size > PROBED_WINDOW:
+        return None
+    return {device.register_name(offset, is_write, bank)
+            for offset in range(device.size) for is_write in (False, True) for bank in BANKS}
+
+
 class Breaker:
     def __init__(self, machine, specs):
         self.machine = machine
@@ -45,6 +60,17 @@ class Breaker:
             from minivm.errors import MinivmError
             raise MinivmError(f"--break-on: no device {', '.join(sorted(unknown))} "
                               f"(devices: {', '.join(machine.devices)})")
+        for name, register in machine.bus.break_on:
+            self._check_register(name, register)
+
+    def _check_register(self, name, register):
+        names = register_names(self.machine.devices[name])
+        if register is None or names is None or register in names:
+            return
+        from minivm.errors import MinivmError
+        named = sorted(n for n in names if "+0x" not in n)   # not the offsets
+        raise MinivmError(f"--break-on: {name} has no register {register} "
+                          f"(registers: {', '.join(named)})")
 
     def on_break(self, name, device, offset, size, value, is_write):
         machine = self.machine

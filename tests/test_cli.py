@@ -222,6 +222,36 @@ def test_trace_file_gets_the_whole_trace(tmp_path):
     assert sum("uart0.THR" in line for line in lines) == len(oracle.golden(firmware("hello"))[0])
 
 
+def test_trace_file_that_is_a_fifo_nobody_reads_is_refused(tmp_path):
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    done = minivm("run", "--trace-file", fifo, timeout=60)     # not a wait in open()
+    assert (done.returncode, done.stderr) == (
+        2, f"minivm: {fifo}: a FIFO with no reader\n".encode())
+
+
+def test_trace_file_that_is_a_fifo_with_a_reader_gets_the_trace(tmp_path):
+    import threading
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    # The read end is open before minivm starts (a non-blocking open does
+    # not wait for a writer), and a thread drains it while the guest runs.
+    # The test holds a write end too, so the reader sees no end of file
+    # before minivm has opened and closed its own.
+    reader = os.fdopen(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    os.set_blocking(reader.fileno(), True)
+    writer = os.open(fifo, os.O_WRONLY)
+    chunks = []
+    drain = threading.Thread(target=lambda: chunks.append(reader.read()))
+    drain.start()
+    done = minivm("run", "--trace-file", fifo)
+    os.close(writer)
+    drain.join(timeout=60)
+    reader.close()
+    assert done.returncode == 0
+    assert b"".join(chunks).count(b"uart0.THR") == len(oracle.golden(firmware("hello"))[0])
+
+
 # -- outputs that fail: one line, not a traceback ---------------------------------------
 
 def run_with_stdout(stdout, *args):
@@ -421,3 +451,18 @@ def test_virtio_option_is_parsed_or_one_line(small_image, flags):
     image.close()
     assert set(flags) <= {"ro", "legacy"}
     assert (image.read_only, legacy) == ("ro" in flags, "legacy" in flags)
+
+
+def test_memory_the_host_cannot_map_is_one_line():
+    # Under a 3 GB address-space limit (ulimit -v) 16 GiB of RAM cannot be mapped.
+    import resource
+
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "minivm", "run", str(firmware("hello")),
+                           "--memory", "16G"], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=60, cwd=os.path.dirname(__file__),
+                          preexec_fn=limit_address_space)
+    assert (done.returncode, done.stderr) == (
+        2, b"minivm: --memory 16384 MiB: the host cannot map it (Cannot allocate memory)\n")

@@ -3,6 +3,8 @@ uses them: scripted stdin into a real pdb, real firmware on the real vCPU."""
 import os
 import random
 
+import pytest
+
 import oracle
 from conftest import firmware, minivm
 
@@ -53,6 +55,18 @@ def test_unknown_break_on_device_is_one_line():
     done = minivm("run", "hello", "--break-on", "disk9.DATA")
     assert done.returncode == 2
     assert done.stderr.decode().startswith("minivm: --break-on: no device disk9")
+
+
+@pytest.mark.parametrize("spec, registers", [
+    ("uart0.NOSUCH", "DLL, DLM, FCR, IER, IIR, LCR, LSR, MCR, MSR, RBR, SCR, THR"),
+    ("clint.mtime_lo", "msip, mtime, mtime_hi, mtimecmp, mtimecmp_hi"),
+])
+def test_unknown_break_on_register_is_one_line(spec, registers):
+    done = minivm("run", "hello", "--break-on", spec)
+    device, _, register = spec.partition(".")
+    assert (done.returncode, done.stderr.decode()) == (
+        2, f"minivm: --break-on: {device} has no register {register} "
+           f"(registers: {registers})\n")
 
 
 def test_trace_filters():

@@ -91,6 +91,9 @@ def test_command_line_input_after(tmp_path):
 @pytest.mark.parametrize("options, words", [
     (["--input-after", "x"], "--input-after needs --input FILE"),
     (["--input", "k.txt", "--expect", "x"], "use one or the other"),
+    (["--send", "\\xZZ"], "--send '\\xZZ': invalid \\x escape"),
+    (["--send", "\\x4"], "--send '\\x4': invalid \\x escape"),
+    (["--expect", "ab\\"], "--expect 'ab\\': Trailing \\ in string"),
 ])
 def test_command_line_misuse_is_one_line(options, words):
     done = minivm("run", "uart_echo", *options)

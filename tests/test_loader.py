@@ -12,7 +12,7 @@ from conftest import firmware
 from minivm import elfcache
 from minivm.bus import Ram
 from minivm.errors import MinivmError
-from minivm.loader import load_program, read_program
+from minivm.loader import Symbols, load_program, read_program
 from minivm.machine import Machine
 
 PT_LOAD = 1
@@ -222,3 +222,70 @@ def test_mutated_images_load_cleanly_or_fail_in_one_line(tmp_path, image):
             load_program(read_program(path), MUTANT_RAM)
         except MinivmError as error:
             assert "\n" not in str(error) and str(path) in str(error)
+
+
+def entry_in_the_uart(data):
+    struct.pack_into("<Q", data, 24, 0x10000000)                  # e_entry
+
+
+def test_entry_point_in_a_device_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
+    with pytest.raises(MinivmError, match="entry point 0x10000000 is in the uart0 device"):
+        Machine(damaged(tmp_path, entry_in_the_uart))
+
+
+def test_more_than_64_loadable_segments_are_refused(tmp_path, monkeypatch):
+    # hello.elf's program headers (one PT_LOAD) moved to the end of the
+    # file, after 64 small bss-like segments at the start of RAM.
+    monkeypatch.setenv("MINIVM_CACHE_DIR", "off")
+    data = bytearray(firmware("hello").read_bytes())
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phnum, = struct.unpack_from("<H", data, 56)
+    headers = data[phoff:phoff + 56 * phnum]
+    bss = struct.pack("<IIQQQQQQ", 1, 6, 0, 0x80000000, 0x80000000, 0, 4096, 0x1000)
+    struct.pack_into("<Q", data, 32, len(data))
+    struct.pack_into("<H", data, 56, 64 + phnum)
+    data += bss * 64 + headers
+    path = tmp_path / "segments.elf"
+    path.write_bytes(data)
+    with pytest.raises(MinivmError, match="more than 64 loadable segments"):
+        read_program(path)
+
+
+def test_symbols_in_descending_order_are_sorted_once():
+    # The order a .symtab lists them in does not matter; symbols at one
+    # address keep the file's order, as when they were inserted one by one.
+    symbols = Symbols([(0x300, 0x10, "c"), (0x200, 0x10, "b"), (0x100, 0x10, "a"),
+                       (0x100, 0x20, "a_alias")])
+    assert symbols.entries == [(0x100, 0x10, "a"), (0x100, 0x20, "a_alias"),
+                               (0x200, 0x10, "b"), (0x300, 0x10, "c")]
+    assert [symbols.lookup(address) for address in (0x104, 0x200, 0x30f, 0x310)] == [
+        "a_alias+0x4", "b", "c+0xf", ""]
+
+
+def test_cache_entry_that_is_a_fifo_is_a_miss(tmp_path, monkeypatch):
+    # A shared cache folder may hold anything under an entry's name: a FIFO
+    # nobody writes must not make minivm wait.
+    monkeypatch.setenv("MINIVM_CACHE_DIR", str(tmp_path))
+    image = firmware("hello").read_bytes()
+    os.mkfifo(elfcache._entry_path(image))
+    assert elfcache.load(image) is None
+    assert read_program(firmware("hello")).entry == RAM_BASE
+
+
+@pytest.mark.parametrize("entry", [
+    (64, RAM_BASE, [("x", b"", 5, 0)], []),          # a segment address that is a string
+    (64, RAM_BASE, [], [(1, 2)]),                    # a symbol without a name
+    (64, RAM_BASE, [], [("main", 0, 0)]),            # a symbol address that is a string
+    (16, RAM_BASE, [], []),                          # no such xlen
+    [64, RAM_BASE, [], []],                          # a list, not a tuple
+])
+def test_cache_entry_of_the_wrong_types_is_a_miss(tmp_path, monkeypatch, entry):
+    import marshal
+    monkeypatch.setenv("MINIVM_CACHE_DIR", str(tmp_path))
+    image = firmware("hello").read_bytes()
+    with open(elfcache._entry_path(image), "wb") as stream:
+        stream.write(marshal.dumps(entry))
+    assert elfcache.load(image) is None
+    machine = Machine(firmware("hello"))
+    assert machine.run().exit_code == 0

@@ -6,6 +6,7 @@ test_conformance.py; these tests pin down the pieces and the promises."""
 import io
 
 import pytest
+from unicorn.riscv_const import UC_RISCV_REG_MTVEC
 
 import oracle
 from conftest import firmware, minivm
@@ -113,6 +114,40 @@ def test_tracing_does_not_change_what_the_guest_does():
     assert traced_machine.run().exit_code == 0
     assert traced_machine.vcpu.clocks.time.count == plain.vcpu.clocks.time.count
     assert stream.getvalue().count(" IRQ ") == 20_000
+
+
+# Every device region, at its base and inside its page (fetch_device.elf
+# checks the CLINT and the PLIC against QEMU, which runs some other devices'
+# register bytes as code).
+DEVICE_ADDRESSES = [0x100000, 0x2000000, 0xc000000, 0x10000000, 0x10000800, 0x10001000,
+                    0x10008000, 0x10200000]
+
+
+@pytest.mark.parametrize("address", DEVICE_ADDRESSES, ids=hex)
+def test_a_fetch_from_a_device_is_an_instruction_access_fault(address, tmp_path):
+    # hello.elf sets no mtvec (0, where nothing is mapped), so the fault's
+    # own trap entry faults too: the run ends naming both.
+    disk = tmp_path / "disk.img"           # so that the PIO disk is there
+    disk.write_bytes(bytes(512))
+    machine = Machine(firmware("hello"), disk=str(disk))
+    machine.vcpu.pc = address
+    result = machine.run()
+    assert result.exit_code == 125
+    assert result.message.startswith(
+        f"double fault: instruction access fault at pc 0x0 (tval 0x0) entering the trap "
+        f"handler (mtvec 0x0) for instruction access fault at pc 0x{address:x} "
+        f"(tval 0x{address:x})")
+
+
+def test_a_trap_handler_in_a_device_is_a_double_fault():
+    machine = Machine(firmware("hello"))
+    machine.vcpu.write_csrs({UC_RISCV_REG_MTVEC: 0x10000000})
+    machine.vcpu.pc = 0x40000             # nothing here: a fault to enter the handler
+    result = machine.run()
+    assert result.exit_code == 125
+    assert result.message.startswith(
+        "double fault: instruction access fault at pc 0x10000000 (tval 0x10000000) "
+        "entering the trap handler (mtvec 0x10000000)")
 
 
 def test_a_guest_that_can_never_wake_ends_with_one_line():

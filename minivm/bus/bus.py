@@ -71,6 +71,15 @@ class Bus:
                 return region
         return None
 
+    def device_at(self, address):
+        """The name of the device answering at address (its whole mapped
+        pages, see add_device), or None."""
+        for region in self.regions:
+            mapped_end = region.base + -(-region.size // PAGE) * PAGE
+            if region.kind == "mmio" and region.base <= address < mapped_end:
+                return region.name
+        return None
+
     def _add(self, region):
         for other in self.regions:
             if region.overlaps(other):

@@ -10,6 +10,8 @@ import mmap
 
 from unicorn import UC_PROT_ALL
 
+from minivm.errors import MinivmError
+
 PAGE = 4096
 
 
@@ -19,7 +21,11 @@ class Ram:
         self.size = size
         # An anonymous mapping is zero-filled and lazily backed: 128 MiB of
         # guest RAM costs the host only the pages the guest touches.
-        self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except OSError as error:    # ENOMEM: more than the host lets this process map
+            raise MinivmError(f"--memory {size >> 20} MiB: the host cannot map it "
+                              f"({error.strerror})") from None
         self._cbuffer = (ctypes.c_char * size).from_buffer(self.buffer)
 
     def map_into(self, uc):

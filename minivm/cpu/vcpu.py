@@ -18,7 +18,7 @@ as KVM does after an MMIO exit.
 """
 import ctypes
 
-from unicorn import (UC_ARCH_RISCV, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+from unicorn import (UC_ARCH_RISCV, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_FETCH_PROT,
                      UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE_PROT, UC_MEM_FETCH_UNMAPPED,
                      UC_MEM_WRITE_UNMAPPED, UC_MODE_RISCV32, UC_MODE_RISCV64, Uc, UcError)
 from unicorn.riscv_const import (UC_RISCV_REG_MIDELEG, UC_RISCV_REG_MIE, UC_RISCV_REG_MIP,
@@ -63,6 +63,7 @@ class Vcpu:
         self.machine_lines = 0
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
         self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._on_write_protected)
+        self.uc.hook_add(UC_HOOK_MEM_FETCH_PROT, self._on_fetch_protected)
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_breakpoint)
 
@@ -332,6 +333,14 @@ class Vcpu:
     def _on_write_protected(self, uc, access, address, size, value, user_data):
         # A store to read-only memory (a passthrough window mapped ,ro).
         self._pending_trap = (traps.STORE_ACCESS_FAULT, self.pc, address & self.mask)
+        return False
+
+    def _on_fetch_protected(self, uc, access, address, size, value, user_data):
+        # An instruction fetch from a device region (devices are mapped
+        # without execute permission): an instruction access fault, as a
+        # real hart's PMA check gives and as QEMU does for the CLINT and PLIC.
+        self._pending_trap = (traps.INSTRUCTION_ACCESS_FAULT, address & self.mask,
+                              address & self.mask)
         return False
 
     def _on_unmapped(self, uc, access, address, size, value, user_data):
