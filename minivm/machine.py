@@ -309,7 +309,7 @@ class Machine:
 
     def _on_dma(self, low, high):
         # A device wrote guest memory behind Unicorn's back: code translated
-        # from there is stale (DESIGN.md fact 5).  The vCPU drops it once
+        # from there is stale (docs/design.md, U5).  The vCPU drops it once
         # this access is complete.
         self.vcpu.discard_translations(low, high)
 
@@ -383,7 +383,7 @@ class Machine:
 
     def set_up_instruction_count(self, budget, counting_wanted=False):
         """Count every instruction only when something needs the exact count
-        (DESIGN.md fact 6: it costs ~4x): a budget, the trace's column,
+        (docs/design.md, U6: it costs ~4x): a budget, the trace's column,
         --break-on (only the per-instruction hook keeps pc exact inside a
         device access), or the debugger (counting_wanted)."""
         counter = self.vcpu.clocks.instructions

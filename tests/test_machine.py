@@ -39,7 +39,7 @@ def test_stopping_and_resuming_at_any_instruction_changes_nothing(slice_size):
     # Stop the vCPU every `slice_size` instructions, wherever that falls
     # (on a UART store, in the middle of a polling loop) and resume: the
     # output and the number of device accesses must be exactly those of an
-    # uninterrupted run (DESIGN.md fact 4: nothing executes twice).
+    # uninterrupted run (docs/design.md, U4: nothing executes twice).
     reference = Machine(firmware("hello"))
     expected = reference.run()
     machine = Machine(firmware("hello"))

@@ -3,8 +3,8 @@
 Two counters, each a Unicorn hook that can also stop the guest at a limit:
 
   instructions   a code hook, called before every instruction: the exact
-                 count, for --max-insns and the trace.  Costly (DESIGN.md
-                 fact 6): about 4x slower guest code.
+                 count, for --max-insns and the trace.  Costly (docs/design.md,
+                 U6): about 4x slower guest code.
   time           a block hook, called before every translation block: the
                  guest's virtual time, which drives the CLINT's mtime and
                  every deadline (timer interrupts, UART input).  It advances

@@ -1,6 +1,6 @@
 """Trap-and-emulate, the host's half: taking a trap on the guest's behalf.
 
-Unicorn never enters the guest's own trap handler (DESIGN.md fact 1) and
+Unicorn never enters the guest's own trap handler (docs/design.md, U1) and
 cannot raise machine-level interrupts (fact 2).  So when the guest faults,
 or an interrupt is due, the host does what the hardware would: RISC-V
 Privileged spec 3.1.6.1 (M-mode) and 4.1.1 (S-mode), "trap entry":

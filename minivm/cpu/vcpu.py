@@ -11,7 +11,7 @@ in the middle of the load or store, and the access completes right there.
 When a device needs the run loop during an access (the finisher, an
 interrupt that is now due), the vCPU stops *inside* the access.  Unicorn
 then leaves pc at the access instruction, with a load's destination register
-not yet written (DESIGN.md fact 4); resuming there would run the access a
+not yet written (docs/design.md, U4); resuming there would run the access a
 second time.  So `complete_access()` finishes the instruction on the host:
 it writes a load's result to its register and moves pc past the instruction,
 as KVM does after an MMIO exit.
@@ -58,7 +58,7 @@ class Vcpu:
         self.last_load = 0     # the bus leaves each device read's value here
         self.running = False
         # Machine-level interrupt lines (MEIP, MTIP, MSIP).  Unicorn's mip
-        # cannot hold them (DESIGN.md fact 2), so the vCPU keeps them here and
+        # cannot hold them (docs/design.md, U2), so the vCPU keeps them here and
         # the host injects those interrupts itself (cpu/traps.py).
         self.machine_lines = 0
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
@@ -231,7 +231,7 @@ class Vcpu:
         return Exit(ExitReason.INTERRUPTED, pc)  # emu_stop() from outside (Ctrl-C)
 
     def stopped_after_wfi(self, pc):
-        # Unicorn ends emu_start at a wfi with pc just past it (DESIGN.md fact 3).
+        # Unicorn ends emu_start at a wfi with pc just past it (docs/design.md, U3).
         try:
             return self.instruction_at(pc - 4) == WFI
         except UcError:
@@ -292,7 +292,7 @@ class Vcpu:
 
     def _on_exception(self, uc, cause, user_data):
         # Unicorn calls this with pc already 4 bytes past the trapping
-        # instruction, whatever its length (DESIGN.md fact 1).
+        # instruction, whatever its length (docs/design.md, U1).
         epc = (self.pc - 4) & self.mask
         self._pending_trap = self._exception(cause, epc)
         uc.emu_stop()

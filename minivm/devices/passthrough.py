@@ -1,7 +1,7 @@
 """Passthrough: a host file or device mapped straight into guest memory.
 
 The third device model.  The host maps the file with mmap(2) and hands the
-pages to Unicorn (`mem_map_ptr`, DESIGN.md fact 7): from then on the guest's
+pages to Unicorn (`mem_map_ptr`, docs/design.md, U7): from then on the guest's
 ordinary loads and stores reach the file's pages with no VM exit at all, as
 a device assigned to a VM with VFIO reaches the hardware.  The host takes
 no trap, so it counts none, and it cannot see the accesses (nor trace them).
