@@ -34,8 +34,9 @@ import os
 import sys
 
 from minivm.errors import MinivmError
-from minivm.grading.handout import (check_target, lab_config, read_entries, write_entries,
+from minivm.grading.handout import (check_target, read_entries, write_entries,
                                     write_zip)
+from minivm.grading.lab import lab_config
 
 SOLUTION_ONLY = ("solution",)
 HIDDEN_WEIGHTS = os.path.join("hidden", "weights.json")

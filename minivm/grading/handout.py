@@ -17,28 +17,12 @@ package-data), and an exported autograder the lab without solution/.
 import os
 
 from minivm.errors import MinivmError
-from minivm.grading.lab import LAB_FILE, find_lab, lab_names
+from minivm.grading.lab import find_lab, lab_config, lab_names
 
 INSTRUCTOR_ONLY = ("solution", "hidden")
 # What running or building a lab leaves in its folder: never part of it.
 LEFTOVERS = {"__pycache__", ".pytest_cache", ".minivm-cache", "build", ".DS_Store"}
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)        # every zip the same, byte for byte
-
-
-def lab_config(lab_dir):
-    """The lab's lab.json, or a one-line error."""
-    import json
-    path = os.path.join(lab_dir, LAB_FILE)
-    if not os.path.isfile(path):
-        raise MinivmError(f"{lab_dir}: not a lab folder (no {LAB_FILE})")
-    try:
-        with open(path, encoding="utf-8") as stream:
-            config = json.load(stream)
-    except (OSError, ValueError) as error:
-        raise MinivmError(f"{lab_dir}: cannot read {LAB_FILE}: {error}")
-    if not isinstance(config, dict):
-        raise MinivmError(f"{lab_dir}: {LAB_FILE} is not a JSON object")
-    return config
 
 
 # -- a lab's files ----------------------------------------------------------------------------

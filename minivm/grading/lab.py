@@ -44,6 +44,13 @@ def find_lab(name):
     raise MinivmError(f"unknown lab {name!r} (labs: {', '.join(lab_names()) or 'none installed'})")
 
 
+def lab_config(lab_dir):
+    """The lab's lab.json, or a one-line error."""
+    if not os.path.isfile(os.path.join(lab_dir, LAB_FILE)):
+        raise MinivmError(f"{lab_dir}: not a lab folder (no {LAB_FILE})")
+    return _read_json(os.path.join(lab_dir, LAB_FILE), f"{lab_dir}/{LAB_FILE}")
+
+
 def _read_json(path, what):
     try:
         with open(path, encoding="utf-8") as stream:
