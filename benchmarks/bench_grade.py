@@ -12,8 +12,8 @@ interpreter start-up included):
                    submission, two at a time), with --csv; target: 100 <= 2 min
 
 A submission costs a judge (pytest, the lab's tests, minivm and Unicorn) and,
-per test, a jailed Python for the student's module (minivm/grading/jail.py:
-a user id, namespaces, cgroups).  Printed, never asserted: this machine is
+per labkit.load, a fork into the jail for the student's module
+(minivm/grading/spawner.py, jail.py: a user id, namespaces, cgroups).  Printed, never asserted: this machine is
 shared and noisy (the load average is printed with the figures), and whether
 the isolation was complete is printed too.
 """

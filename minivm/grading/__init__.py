@@ -6,6 +6,7 @@
     plugin.py    the pytest plugin of the judge process, which runs the lab's tests
     labkit.py    what lab tests use to reach the student's module (in another process)
     sandbox.py   that process: the student's module, served as plain data over pipes
+    spawner.py   how the judge starts it: forked, not exec'd, into the jail
     jail.py      the operating system's walls around it (user id, namespaces, limits)
     handout.py   the student's material: `minivm lab handout`, `minivm lab list`
     export.py    the platforms' autograders: Gradescope's zip, a PrairieLearn question

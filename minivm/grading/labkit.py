@@ -22,10 +22,10 @@ of the student's file it came through), a call that does not return in time
 (SubmissionTimeout), a process that dies (SubmissionCrashed), more output
 than the grader keeps (SubmissionOutputLimit).
 
-The student's process is a fresh `python -S -m minivm.grading.sandbox`.  In
-the grader it starts inside the slot's jail (minivm/grading/jail.py: its own
-user id, namespaces, limits), which the grader's judge process describes in
-$MINIVM_GRADE_JAIL.
+The student's process is a fresh `python -S -m minivm.grading.sandbox` when
+you run the tests yourself.  In the grader it is forked by the judge's
+spawner (spawner.py) into the slot's jail (jail.py: its own user id,
+namespaces, limits), which the judge finds described in $MINIVM_GRADE_JAIL.
 
 Where the submission is: $MINIVM_SUBMISSION when set (the grader sets it; so
 can you), else the lab's starter/ folder next to the tests.  Locally:
@@ -82,6 +82,15 @@ def set_deadline(when):
 
 _DEADLINE = None
 _JAIL = jails.from_environment()
+_SPAWNER = None
+
+
+def start_spawner():
+    """In the judge, before any lab test is imported: submission processes are
+    forked from then on (minivm/grading/spawner.py), not started afresh."""
+    global _SPAWNER
+    from minivm.grading.spawner import Spawner
+    _SPAWNER = Spawner(_JAIL)
 
 
 def submission_dir(test_file=None):
@@ -264,13 +273,17 @@ class Submission:
         if _JAIL:
             jails.hand_over(_JAIL)
         try:
-            self.process = subprocess.Popen(
-                [jails.python(), "-S", "-m", "minivm.grading.sandbox", str(request_r),
-                 str(reply_w), sandbox.json.dumps(settings)],
-                stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
-                pass_fds=(request_r, reply_w), cwd="/",
-                env=sandbox_environment(self.folder), start_new_session=True,
-                preexec_fn=(lambda: jails.enter(_JAIL)) if _JAIL else None)
+            if _SPAWNER:
+                self.process = _SPAWNER.spawn(settings, sandbox_environment(self.folder),
+                                              request_r, reply_w, output_w)
+            else:
+                self.process = subprocess.Popen(
+                    [jails.python(), "-S", "-m", "minivm.grading.sandbox", str(request_r),
+                     str(reply_w), sandbox.json.dumps(settings)],
+                    stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
+                    pass_fds=(request_r, reply_w), cwd="/",
+                    env=sandbox_environment(self.folder), start_new_session=True,
+                    preexec_fn=(lambda: jails.enter(_JAIL)) if _JAIL else None)
         finally:
             os.close(request_r)
             os.close(reply_w)

@@ -63,6 +63,8 @@ def pytest_configure(config):
     JOB, JAIL = _job(), jails.from_environment()
     os.environ.pop("MINIVM_GRADE_JOB")
     jails.harden_judge()
+    if JAIL:
+        labkit.start_spawner()
     os.umask(0)     # what a test makes in tmp_path, the student's processes may change
     signal.signal(signal.SIGALRM, _timed_out)
 

@@ -309,6 +309,11 @@ def _limit_self(settings):
     memory = settings.get("memory_mb")
     if memory:
         limit = int(memory) << 20
+        if settings.get("forked"):
+            # A fork starts with its spawner's address space (Unicorn's code and
+            # more): the limit is on what it adds to that.
+            with open("/proc/self/statm") as statm:
+                limit += int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     cpu = settings.get("cpu_seconds")
     if cpu:
