@@ -492,6 +492,29 @@ def test_crash():
     assert "Skipped: notes.txt (not a folder)" in out and "Skipped: out (the output folder)" in out
 
 
+def test_a_batch_never_writes_through_what_a_submission_planted(tmp_path):
+    """Without --output-dir results go into each submission's folder: a planted link named
+    like the old temporary file is not followed, a FIFO does not block and a folder named
+    results.json is refused for that submission only, with a line in the summary."""
+    lab, submission = tiny_lab(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for name in ("alice", "mallory", "fifo", "folder"):
+        shutil.copytree(submission, batch / name)
+    (batch / "mallory" / f"results.json.tmp{os.getpid()}").symlink_to(victim)
+    os.mkfifo(batch / "fifo" / "results.json")
+    (batch / "folder" / "results.json").mkdir()
+    status, out, err = run_grader(lab, "--batch", batch, *JOBS)
+    assert status == 0, err
+    assert victim.read_text() == "keep me"
+    for name in ("alice", "mallory"):
+        assert json.loads((batch / name / "results.json").read_text())["score"] == 1
+    assert stat.S_ISFIFO(os.lstat(batch / "fifo" / "results.json").st_mode)
+    assert "RESULTS NOT WRITTEN: fifo:" in out and "RESULTS NOT WRITTEN: folder:" in out, out
+
+
 def test_jobs_default_to_the_usable_cpus():
     from minivm.grading.grader import available_cpus
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
