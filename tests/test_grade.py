@@ -515,6 +515,22 @@ def test_a_batch_never_writes_through_what_a_submission_planted(tmp_path):
     assert "RESULTS NOT WRITTEN: fifo:" in out and "RESULTS NOT WRITTEN: folder:" in out, out
 
 
+def test_grading_from_inside_a_submission_imports_none_of_it(tmp_path):
+    """`python -m minivm.grading LAB --submission .` run in the submission's folder: its
+    modules shadow nothing in the grader, its judges or their children."""
+    lab, submission = tiny_lab(tmp_path)
+    marker = tmp_path / "shadowed"
+    for name in ("tempfile", "json", "signal"):
+        (submission / f"{name}.py").write_text(
+            f"open({str(marker)!r}, 'a').write({name!r})\nraise SystemExit(9)\n")
+    result = subprocess.run([sys.executable, "-m", "minivm.grading", lab, "--submission", ".",
+                             "--output", tmp_path / "r.json"], capture_output=True, text=True,
+                            timeout=120, cwd=submission)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists(), marker.read_text()
+    assert json.loads((tmp_path / "r.json").read_text())["score"] == 1
+
+
 def test_jobs_default_to_the_usable_cpus():
     from minivm.grading.grader import available_cpus
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))

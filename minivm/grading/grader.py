@@ -199,7 +199,7 @@ class Grader:
             env["MINIVM_GRADE_JAIL"] = json.dumps(jail)
         if "MINIVM_PURE" in os.environ:
             env["MINIVM_PURE"] = os.environ["MINIVM_PURE"]
-        command = [sys.executable, "-s", "-m", "pytest", "-p", "minivm.grading.plugin",
+        command = [sys.executable, "-s", "-P", "-m", "pytest", "-p", "minivm.grading.plugin",
                    "-p", "no:cacheprovider", "-q", "-c", ini, "--rootdir", lab.path,
                    *lab.folders] + (["--collect-only"] if collect_only else [])
         count = len(lab.weights) // share[1] + 1

@@ -278,7 +278,7 @@ class Submission:
                                               request_r, reply_w, output_w)
             else:
                 self.process = subprocess.Popen(
-                    [jails.python(), "-S", "-m", "minivm.grading.sandbox", str(request_r),
+                    [jails.python(), "-S", "-P", "-m", "minivm.grading.sandbox", str(request_r),
                      str(reply_w), sandbox.json.dumps(settings)],
                     stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
                     pass_fds=(request_r, reply_w), cwd="/",
@@ -523,7 +523,9 @@ def python_path():
     import minivm
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(minivm.__file__)))
     folders = [package_root]
-    for folder in sys.path:
+    # sys.path[0] is the script's folder or, under `python -m`, the working
+    # folder: perhaps a submission's, so never passed on.
+    for folder in sys.path[0 if sys.flags.safe_path else 1:]:
         if folder and os.path.isabs(folder) and os.path.isdir(folder) and folder not in folders:
             folders.append(folder)
     return os.pathsep.join(folders)
