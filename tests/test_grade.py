@@ -531,6 +531,33 @@ def test_grading_from_inside_a_submission_imports_none_of_it(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["score"] == 1
 
 
+OVERSIZED_REPLY = '''
+import os, struct, sys
+
+
+def answer():
+    body = b'{"ok": 42, "back": []}' + b" " * (8 << 20)      # a right answer, 8 MiB long
+    caller = sys._getframe()
+    while "reply_fd" not in caller.f_locals:                  # the server's own pipe
+        caller = caller.f_back
+    frame = memoryview(struct.pack("<II", len(body), 0) + body)
+    while frame:
+        frame = frame[os.write(caller.f_locals["reply_fd"], frame):]
+    os._exit(0)
+'''
+
+
+def test_an_oversized_reply_is_refused(tmp_path):
+    """A reply frame far beyond what any lab sends (the judge would decode it all, in one
+    call no alarm stops) is refused: the test fails, the grading goes on."""
+    lab, submission = tiny_lab(tmp_path)
+    (submission / "answer.py").write_text(OVERSIZED_REPLY)
+    assert run_grader(lab, "--submission", submission, "--output", tmp_path / "r.json")[0] == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert scores(results)["test_answer"] == 0, results["tests"][0]["output"]
+    assert "frame too large" in results["tests"][0]["output"], results["tests"][0]["output"]
+
+
 def test_jobs_default_to_the_usable_cpus():
     from minivm.grading.grader import available_cpus
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
