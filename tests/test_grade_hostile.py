@@ -16,6 +16,7 @@ never in CI.
 import json
 import os
 import shutil
+import stat
 import sys
 import time
 
@@ -301,3 +302,36 @@ def test_what_the_attacks_met(graded):
     assert "Skipped: stray.zip (not a folder (unpack zips first))" in out
     timed_out = next(line for line in out.splitlines() if line.startswith("Timed out"))
     assert "signals" in timed_out.split(": ", 1)[1].split(", ")
+
+
+ED = "emulated-disk"
+PLANT = '''
+    folder = os.path.dirname(path)
+    if os.path.exists(os.path.join(folder, "reference.img")):
+        raise RuntimeError("the judge's reference image is within reach")
+    for name in ("reference.img", "reference-run.img"):
+        try:
+            os.symlink({victim!r}, os.path.join(folder, name))
+        except OSError:
+            pass
+    from minivm.devices.piodisk import DiskImage
+    return DiskImage(path, read_only)
+'''
+
+
+def test_the_judges_files_are_out_of_the_students_reach(tmp_path):
+    """The reference's disk images are neither visible in the student's folder nor written
+    through a link the student planted where they would be (root writing any file)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    victim.chmod(0o600)
+    submission = variant(tmp_path, ED, "planter", [(
+        "piodisk.py", "    from minivm.devices.piodisk import DiskImage\n"
+                      "    return DiskImage(path, read_only)\n", PLANT.format(victim=str(victim)))],
+        prefix="import os\n")
+    output = tmp_path / "results.json"
+    status, out, err = run_grader(LABS / ED, "--submission", submission, "--output", output)
+    assert status == 0, err
+    results = json.loads(output.read_text())
+    assert results["score"] == max_score(ED), results["output"]
+    assert victim.read_text() == "keep me" and stat.S_IMODE(victim.stat().st_mode) == 0o600

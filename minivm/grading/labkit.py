@@ -36,9 +36,11 @@ can you), else the lab's starter/ folder next to the tests.  Locally:
 import atexit
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from minivm.devices.device import Device
@@ -82,6 +84,7 @@ def set_deadline(when):
 
 _DEADLINE = None
 _JAIL = jails.from_environment()
+_judge_work = None
 _SPAWNER = None
 
 
@@ -91,6 +94,21 @@ def start_spawner():
     global _SPAWNER
     from minivm.grading.spawner import Spawner
     _SPAWNER = Spawner(_JAIL)
+
+
+def judge_folder():
+    """A fresh folder for the test's own files (the reference's disk image):
+    mode 0700, the grader's user, outside the jail's view, so the student's
+    processes can neither read them nor plant a link where they will be."""
+    folder = tempfile.mkdtemp(prefix="judge-", dir=_judge_work)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def set_judge_work(folder):
+    """Where judge_folder() makes its folders (the grader's judge sets its own)."""
+    global _judge_work
+    _judge_work = folder
 
 
 def submission_dir(test_file=None):

@@ -65,6 +65,7 @@ def pytest_configure(config):
     jails.harden_judge()
     if JAIL:
         labkit.start_spawner()
+    labkit.set_judge_work(JOB["work"])
     os.umask(0)     # what a test makes in tmp_path, the student's processes may change
     signal.signal(signal.SIGALRM, _timed_out)
 
