@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import time
 
@@ -335,3 +336,41 @@ def test_the_judges_files_are_out_of_the_students_reach(tmp_path):
     results = json.loads(output.read_text())
     assert results["score"] == max_score(ED), results["output"]
     assert victim.read_text() == "keep me" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+
+
+def test_handing_over_a_slot_never_follows_a_swapped_link(tmp_path):
+    """While the judge gives the slot's folder to its user, a process of the slot swaps a
+    folder in it with a link to a root-only folder (renameat2 RENAME_EXCHANGE), over and
+    over: nothing outside the slot's folder changes owner, and handing over never fails."""
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    (victim / "secret.txt").write_text("root's")
+    home = tmp_path / "home"
+    (home / "folder" / "inner").mkdir(parents=True)
+    for n in range(20):
+        (home / "folder" / f"file{n}").write_text("")
+    (home / "link").symlink_to(victim)
+    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, home / "folder", home / "link"])
+    failures = []
+    try:
+        for _ in range(2000):
+            try:
+                jail.hand_over({"uid": jail.UIDS[0] + 7, "home": str(home)})
+            except OSError as error:
+                failures.append(error)
+            if (victim / "secret.txt").stat().st_uid != 0:
+                break
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert [p.stat().st_uid for p in (victim, victim / "secret.txt")] == [0, 0]
+    assert failures == []
+
+
+SWAPPER = """
+import ctypes, sys
+rename_exchange = ctypes.CDLL(None).renameat2
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    rename_exchange(-100, a, -100, b, 2)            # AT_FDCWD, RENAME_EXCHANGE
+"""

@@ -193,12 +193,20 @@ def remove(jail):
 
 
 def hand_over(jail):
-    """Give the jail's user everything in its folder (the test made some of it as root)."""
+    """Give the jail's user everything in its folder (the test made some of it as root).
+    The slot's processes may still run and swap folders for links meanwhile: the
+    walk goes by folder descriptors (never through a link) and changes only the
+    entries of the folder it holds open, never what a link points to."""
     if jail["uid"] is None:
         return
-    for folder, folders, files in os.walk(jail["home"]):
-        for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
-            os.lchown(name, jail["uid"], jail["uid"])
+    uid = jail["uid"]
+    os.chown(jail["home"], uid, uid, follow_symlinks=False)
+    for _, folders, files, folder_fd in os.fwalk(jail["home"], follow_symlinks=False):
+        for name in folders + files:
+            try:
+                os.chown(name, uid, uid, dir_fd=folder_fd, follow_symlinks=False)
+            except FileNotFoundError:       # removed meanwhile
+                pass
 
 
 # -- the new process's side -------------------------------------------------------------------
