@@ -580,3 +580,50 @@ def test_without_isolation_grading_works_and_says_what_is_missing(tmp_path):
     missing = results["extra_data"]["missing_protections"]
     assert "a user id of its own (not root)" in missing and "network isolation" in missing
     assert any(m.startswith("a private view of the files") for m in missing)
+
+
+def nest(folder, depth):
+    """depth folders, one in the other, in folder (without recursing or changing folder)."""
+    fd = os.open(folder, os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+
+
+NESTER = TINY_ANSWER + '''
+
+import os as _os
+_fd = _os.open(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))), _os.O_DIRECTORY)
+for _ in range(1100):                   # in the slot's own folder, for the next test to meet
+    _os.mkdir("d", dir_fd=_fd)
+    _inner = _os.open("d", _os.O_DIRECTORY, dir_fd=_fd)
+    _os.close(_fd)
+    _fd = _inner
+'''
+
+
+def test_deep_folders_grade_no_one_wrongly(tmp_path):
+    """A submission 1100 folders deep is not graded, with a reason; one that nests 1100
+    folders in its slot's folder costs the next submission of that slot nothing."""
+    lab, submission = tiny_lab(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("a-deep", "b-nester", "c-honest"):
+        shutil.copytree(submission, batch / name)
+    nest(batch / "a-deep", 1100)
+    (batch / "b-nester" / "answer.py").write_text(NESTER)
+    try:
+        status, out, err = run_grader(lab, "--batch", batch, "--jobs", "1")
+        assert status == 0, err
+        results = {name: json.loads((batch / name / "results.json").read_text())
+                   for name in ("a-deep", "b-nester", "c-honest")}
+        assert not results["a-deep"]["extra_data"]["graded"]
+        assert "nest more than 16 deep" in results["a-deep"]["output"]
+        assert results["b-nester"]["score"] == 1, results["b-nester"]["output"]
+        assert results["c-honest"]["extra_data"]["graded"], results["c-honest"]["output"]
+        assert results["c-honest"]["score"] == 1, results["c-honest"]["output"]
+    finally:
+        subprocess.run(["rm", "-rf", batch / "a-deep"], check=True)

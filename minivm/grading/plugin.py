@@ -105,12 +105,8 @@ def tmp_path():
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     home = JAIL["home"] if JAIL else JOB["work"]
-    for name in os.listdir(home):                   # what the last test left
-        path = os.path.join(home, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+    # what the last test left (rm(1): a submission may nest folders thousands deep)
+    jails.remove_tree(*(os.path.join(home, name) for name in os.listdir(home)))
     copy = os.path.join(home, "submission")
     shutil.copytree(JOB["submission"], copy, symlinks=True)
     os.environ["MINIVM_SUBMISSION"] = copy
