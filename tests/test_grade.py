@@ -627,3 +627,35 @@ def test_deep_folders_grade_no_one_wrongly(tmp_path):
         assert results["c-honest"]["score"] == 1, results["c-honest"]["output"]
     finally:
         subprocess.run(["rm", "-rf", batch / "a-deep"], check=True)
+
+
+KEYRING = TINY_ANSWER + '''
+
+import ctypes as _ctypes, os as _os
+_syscall = _ctypes.CDLL(None, use_errno=True).syscall
+_ADD_KEY, _KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[_os.uname().machine]
+if _syscall(_KEYCTL, 10, -4, b"user", b"minivm-note", 0) >= 0:     # KEYCTL_SEARCH in @u
+    def answer():
+        return 42                       # a note from an earlier submission was there
+else:
+    _syscall(_ADD_KEY, b"user", b"minivm-note", b"the answer is 42", 16, -4)
+
+    def answer():
+        return 0
+'''
+
+
+def test_nothing_passes_between_submissions_through_kernel_keyrings(tmp_path):
+    """A submission leaves a key in its user's keyring; the next submission of the same slot
+    (the same user id) finds no key."""
+    lab, submission = tiny_lab(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("a-writer", "b-reader"):
+        shutil.copytree(submission, batch / name)
+        (batch / name / "answer.py").write_text(KEYRING)
+    status, out, err = run_grader(lab, "--batch", batch, "--jobs", "1")
+    assert status == 0, err
+    for name in ("a-writer", "b-reader"):
+        results = json.loads((batch / name / "results.json").read_text())
+        assert scores(results)["test_answer"] == 0, (name, results["tests"][0]["output"])

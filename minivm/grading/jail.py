@@ -309,7 +309,8 @@ def _processes(jail):
 def kill_all(jail, seconds=5.0, reap_any=False):
     """Kill every process of the jail's user (double-forked, setsid'ed ones too)
     and reap those left to us (all our children with reap_any: the judge's are
-    only the submission's); True once none runs any more."""
+    only the submission's); then empty the user's kernel keyrings, which outlive
+    its processes.  True once none runs any more."""
     uid = jail["uid"]
     if uid is None:
         return True
@@ -317,20 +318,39 @@ def kill_all(jail, seconds=5.0, reap_any=False):
     while any(info[0] != "Z" for info in _processes(jail).values()):
         if time.monotonic() > stop_at:
             return False
-        killer = os.fork()
-        if killer == 0:             # as that user, kill(-1) reaches exactly its processes
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(killer, 0)
+        _as_user(uid, lambda: os.kill(-1, signal.SIGKILL))  # reaches exactly its processes
         _reap(uid, reap_any)
         time.sleep(0.005)
     _reap(uid, reap_any)            # zombies count against the user's process cap
+    _as_user(uid, _clear_keyrings)
     return True
+
+
+KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219}   # the keyctl system call's number
+KEYCTL_CLEAR, USER_KEYRING, USER_SESSION_KEYRING = 7, -4, -5
+
+
+def _clear_keyrings():
+    """Empty the user's keyrings: the next test (or the next student of the slot,
+    under the same user id) finds nothing a submission left in the kernel."""
+    number = KEYCTL.get(os.uname().machine)
+    if number is not None:
+        for keyring in (USER_KEYRING, USER_SESSION_KEYRING):
+            _libc.syscall(number, KEYCTL_CLEAR, keyring)
+
+
+def _as_user(uid, action):
+    """Run action in a child process that has become the user uid (no groups)."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            action()
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 def _reap(uid, reap_any):
