@@ -659,3 +659,36 @@ def test_nothing_passes_between_submissions_through_kernel_keyrings(tmp_path):
     for name in ("a-writer", "b-reader"):
         results = json.loads((batch / name / "results.json").read_text())
         assert scores(results)["test_answer"] == 0, (name, results["tests"][0]["output"])
+
+
+FILLER = TINY_ANSWER + '''
+
+import os as _os
+_home, _written = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))), 0
+try:
+    for _n in range(16):
+        with open(_os.path.join(_home, f"fill{_n}"), "wb") as _stream:
+            for _ in range(16):
+                _written += _stream.write(bytes(1 << 20))
+except OSError:
+    pass
+for _n in range(16):
+    try:
+        _os.unlink(_os.path.join(_home, f"fill{_n}"))
+    except OSError:
+        pass
+
+
+def answer():
+    return 42 if _written >= 256 << 20 else 0       # right only if the disk had no cap
+'''
+
+
+def test_a_submission_cannot_fill_the_disk(tmp_path):
+    """The slot's folder holds at most jail.HOME_MB in all: 256 MiB in 16 files do not fit."""
+    lab, submission = tiny_lab(tmp_path)
+    (submission / "answer.py").write_text(FILLER)
+    output = tmp_path / "r.json"
+    assert run_grader(lab, "--submission", submission, "--output", output)[0] == 0
+    results = json.loads(output.read_text())
+    assert scores(results)["test_answer"] == 0, results["tests"][0]["output"]

@@ -25,9 +25,11 @@ import time
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MNT_DETACH = 2
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 UIDS = (1_500_000_000, 2_000_000_000)   # slot user ids are drawn from here
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+HOME_MB = 128                # the slot's folder: the submission's copy, the tests' files
 DEVICES = ("null", "zero", "full", "random", "urandom")
 CGROUP_LIMITS = (            # (v1 controller folder, limit file, what it limits)
     ("memory", "memory.limit_in_bytes", "memory"), ("pids", "pids.max", "processes"),
@@ -133,6 +135,8 @@ def make(work, memory_mb, processes, hidden=()):
             os.chown(home, uid, uid)
         except OSError:         # a user namespace that maps only us: no other user id
             uid = None
+    if root:
+        _cap_home(home, uid)
     binds = _binds(hidden)
     jail = {"uid": uid, "home": home, "root": mount_point, "memory_mb": memory_mb,
             "processes": processes, "cgroups": {}, "namespaces": root, "binds": binds,
@@ -140,6 +144,17 @@ def make(work, memory_mb, processes, hidden=()):
     if uid is not None:
         jail["cgroups"] = _make_cgroups(f"minivm-grade-{uid}", memory_mb, processes)
     return jail
+
+
+def _cap_home(home, uid):
+    """The slot's folder becomes a tmpfs of HOME_MB: what the student's processes
+    write is bounded in total, not just per file (RLIMIT_FSIZE).  Where mounts
+    are refused the folder stays a plain one on the grader's disk."""
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    try:
+        _mount("tmpfs", home, "tmpfs", MS_NOSUID | MS_NODEV, f"size={HOME_MB}m,mode=0700{owner}")
+    except OSError:
+        pass
 
 
 def _binds(hidden):
@@ -193,6 +208,7 @@ def remove(jail):
             os.rmdir(folder)
         except OSError:
             pass
+    _libc.umount2(jail["home"].encode(), MNT_DETACH)
     remove_tree(jail["home"])
     try:
         os.rmdir(jail["root"])
