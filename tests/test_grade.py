@@ -692,3 +692,19 @@ def test_a_submission_cannot_fill_the_disk(tmp_path):
     assert run_grader(lab, "--submission", submission, "--output", output)[0] == 0
     results = json.loads(output.read_text())
     assert scores(results)["test_answer"] == 0, results["tests"][0]["output"]
+
+
+NAME_OF_NAMES = '''
+REGISTERS = {MAGIC: "MAGIC " + " ".join(f"hashdev.hash0.{name} read write" for name in (
+    "VERSION", "CONTROL", "DATA", "RESULT", "COUNT", "SCRATCH"))}
+'''
+
+
+def test_a_register_name_naming_all_the_others_names_nothing(tmp_path):
+    """One REGISTERS name holding every other register's name and both directions does not
+    pass the trace test (the trace then names MAGIC only)."""
+    lab = "trap-and-emulate"
+    submission = variant(tmp_path, lab, "names")
+    with open(submission / "hashdev.py", "a") as stream:
+        stream.write(NAME_OF_NAMES)
+    assert scores(grade_one(lab, submission, tmp_path))["test_trace_names_registers"] == 0
