@@ -492,6 +492,72 @@ def test_crash():
     assert "Skipped: notes.txt (not a folder)" in out and "Skipped: out (the output folder)" in out
 
 
+def test_a_batch_never_writes_through_what_a_submission_planted(tmp_path):
+    """Without --output-dir results go into each submission's folder: a planted link named
+    like the old temporary file is not followed, a FIFO does not block and a folder named
+    results.json is refused for that submission only, with a line in the summary."""
+    lab, submission = tiny_lab(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for name in ("alice", "mallory", "fifo", "folder"):
+        shutil.copytree(submission, batch / name)
+    (batch / "mallory" / f"results.json.tmp{os.getpid()}").symlink_to(victim)
+    os.mkfifo(batch / "fifo" / "results.json")
+    (batch / "folder" / "results.json").mkdir()
+    status, out, err = run_grader(lab, "--batch", batch, *JOBS)
+    assert status == 0, err
+    assert victim.read_text() == "keep me"
+    for name in ("alice", "mallory"):
+        assert json.loads((batch / name / "results.json").read_text())["score"] == 1
+    assert stat.S_ISFIFO(os.lstat(batch / "fifo" / "results.json").st_mode)
+    assert "RESULTS NOT WRITTEN: fifo:" in out and "RESULTS NOT WRITTEN: folder:" in out, out
+
+
+def test_grading_from_inside_a_submission_imports_none_of_it(tmp_path):
+    """`python -m minivm.grading LAB --submission .` run in the submission's folder: its
+    modules shadow nothing in the grader, its judges or their children."""
+    lab, submission = tiny_lab(tmp_path)
+    marker = tmp_path / "shadowed"
+    for name in ("tempfile", "json", "signal"):
+        (submission / f"{name}.py").write_text(
+            f"open({str(marker)!r}, 'a').write({name!r})\nraise SystemExit(9)\n")
+    result = subprocess.run([sys.executable, "-m", "minivm.grading", lab, "--submission", ".",
+                             "--output", tmp_path / "r.json"], capture_output=True, text=True,
+                            timeout=120, cwd=submission)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists(), marker.read_text()
+    assert json.loads((tmp_path / "r.json").read_text())["score"] == 1
+
+
+OVERSIZED_REPLY = '''
+import os, struct, sys
+
+
+def answer():
+    body = b'{"ok": 42, "back": []}' + b" " * (8 << 20)      # a right answer, 8 MiB long
+    caller = sys._getframe()
+    while "reply_fd" not in caller.f_locals:                  # the server's own pipe
+        caller = caller.f_back
+    frame = memoryview(struct.pack("<II", len(body), 0) + body)
+    while frame:
+        frame = frame[os.write(caller.f_locals["reply_fd"], frame):]
+    os._exit(0)
+'''
+
+
+def test_an_oversized_reply_is_refused(tmp_path):
+    """A reply frame far beyond what any lab sends (the judge would decode it all, in one
+    call no alarm stops) is refused: the test fails, the grading goes on."""
+    lab, submission = tiny_lab(tmp_path)
+    (submission / "answer.py").write_text(OVERSIZED_REPLY)
+    assert run_grader(lab, "--submission", submission, "--output", tmp_path / "r.json")[0] == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert scores(results)["test_answer"] == 0, results["tests"][0]["output"]
+    assert "frame too large" in results["tests"][0]["output"], results["tests"][0]["output"]
+
+
 def test_jobs_default_to_the_usable_cpus():
     from minivm.grading.grader import available_cpus
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
@@ -514,3 +580,131 @@ def test_without_isolation_grading_works_and_says_what_is_missing(tmp_path):
     missing = results["extra_data"]["missing_protections"]
     assert "a user id of its own (not root)" in missing and "network isolation" in missing
     assert any(m.startswith("a private view of the files") for m in missing)
+
+
+def nest(folder, depth):
+    """depth folders, one in the other, in folder (without recursing or changing folder)."""
+    fd = os.open(folder, os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+
+
+NESTER = TINY_ANSWER + '''
+
+import os as _os
+_fd = _os.open(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))), _os.O_DIRECTORY)
+for _ in range(1100):                   # in the slot's own folder, for the next test to meet
+    _os.mkdir("d", dir_fd=_fd)
+    _inner = _os.open("d", _os.O_DIRECTORY, dir_fd=_fd)
+    _os.close(_fd)
+    _fd = _inner
+'''
+
+
+def test_deep_folders_grade_no_one_wrongly(tmp_path):
+    """A submission 1100 folders deep is not graded, with a reason; one that nests 1100
+    folders in its slot's folder costs the next submission of that slot nothing."""
+    lab, submission = tiny_lab(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("a-deep", "b-nester", "c-honest"):
+        shutil.copytree(submission, batch / name)
+    nest(batch / "a-deep", 1100)
+    (batch / "b-nester" / "answer.py").write_text(NESTER)
+    try:
+        status, out, err = run_grader(lab, "--batch", batch, "--jobs", "1")
+        assert status == 0, err
+        results = {name: json.loads((batch / name / "results.json").read_text())
+                   for name in ("a-deep", "b-nester", "c-honest")}
+        assert not results["a-deep"]["extra_data"]["graded"]
+        assert "nest more than 16 deep" in results["a-deep"]["output"]
+        assert results["b-nester"]["score"] == 1, results["b-nester"]["output"]
+        assert results["c-honest"]["extra_data"]["graded"], results["c-honest"]["output"]
+        assert results["c-honest"]["score"] == 1, results["c-honest"]["output"]
+    finally:
+        subprocess.run(["rm", "-rf", batch / "a-deep"], check=True)
+
+
+KEYRING = TINY_ANSWER + '''
+
+import ctypes as _ctypes, os as _os
+_syscall = _ctypes.CDLL(None, use_errno=True).syscall
+_ADD_KEY, _KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[_os.uname().machine]
+if _syscall(_KEYCTL, 10, -4, b"user", b"minivm-note", 0) >= 0:     # KEYCTL_SEARCH in @u
+    def answer():
+        return 42                       # a note from an earlier submission was there
+else:
+    _syscall(_ADD_KEY, b"user", b"minivm-note", b"the answer is 42", 16, -4)
+
+    def answer():
+        return 0
+'''
+
+
+def test_nothing_passes_between_submissions_through_kernel_keyrings(tmp_path):
+    """A submission leaves a key in its user's keyring; the next submission of the same slot
+    (the same user id) finds no key."""
+    lab, submission = tiny_lab(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("a-writer", "b-reader"):
+        shutil.copytree(submission, batch / name)
+        (batch / name / "answer.py").write_text(KEYRING)
+    status, out, err = run_grader(lab, "--batch", batch, "--jobs", "1")
+    assert status == 0, err
+    for name in ("a-writer", "b-reader"):
+        results = json.loads((batch / name / "results.json").read_text())
+        assert scores(results)["test_answer"] == 0, (name, results["tests"][0]["output"])
+
+
+FILLER = TINY_ANSWER + '''
+
+import os as _os
+_home, _written = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))), 0
+try:
+    for _n in range(16):
+        with open(_os.path.join(_home, f"fill{_n}"), "wb") as _stream:
+            for _ in range(16):
+                _written += _stream.write(bytes(1 << 20))
+except OSError:
+    pass
+for _n in range(16):
+    try:
+        _os.unlink(_os.path.join(_home, f"fill{_n}"))
+    except OSError:
+        pass
+
+
+def answer():
+    return 42 if _written >= 256 << 20 else 0       # right only if the disk had no cap
+'''
+
+
+def test_a_submission_cannot_fill_the_disk(tmp_path):
+    """The slot's folder holds at most jail.HOME_MB in all: 256 MiB in 16 files do not fit."""
+    lab, submission = tiny_lab(tmp_path)
+    (submission / "answer.py").write_text(FILLER)
+    output = tmp_path / "r.json"
+    assert run_grader(lab, "--submission", submission, "--output", output)[0] == 0
+    results = json.loads(output.read_text())
+    assert scores(results)["test_answer"] == 0, results["tests"][0]["output"]
+
+
+NAME_OF_NAMES = '''
+REGISTERS = {MAGIC: "MAGIC " + " ".join(f"hashdev.hash0.{name} read write" for name in (
+    "VERSION", "CONTROL", "DATA", "RESULT", "COUNT", "SCRATCH"))}
+'''
+
+
+def test_a_register_name_naming_all_the_others_names_nothing(tmp_path):
+    """One REGISTERS name holding every other register's name and both directions does not
+    pass the trace test (the trace then names MAGIC only)."""
+    lab = "trap-and-emulate"
+    submission = variant(tmp_path, lab, "names")
+    with open(submission / "hashdev.py", "a") as stream:
+        stream.write(NAME_OF_NAMES)
+    assert scores(grade_one(lab, submission, tmp_path))["test_trace_names_registers"] == 0

@@ -16,6 +16,8 @@ never in CI.
 import json
 import os
 import shutil
+import stat
+import subprocess
 import sys
 import time
 
@@ -309,3 +311,74 @@ def test_what_the_attacks_met(graded):
     assert "Skipped: stray.zip (not a folder (unpack zips first))" in out
     timed_out = next(line for line in out.splitlines() if line.startswith("Timed out"))
     assert "signals" in timed_out.split(": ", 1)[1].split(", ")
+
+
+ED = "emulated-disk"
+PLANT = '''
+    folder = os.path.dirname(path)
+    if os.path.exists(os.path.join(folder, "reference.img")):
+        raise RuntimeError("the judge's reference image is within reach")
+    for name in ("reference.img", "reference-run.img"):
+        try:
+            os.symlink({victim!r}, os.path.join(folder, name))
+        except OSError:
+            pass
+    from minivm.devices.piodisk import DiskImage
+    return DiskImage(path, read_only)
+'''
+
+
+def test_the_judges_files_are_out_of_the_students_reach(tmp_path):
+    """The reference's disk images are neither visible in the student's folder nor written
+    through a link the student planted where they would be (root writing any file)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    victim.chmod(0o600)
+    submission = variant(tmp_path, ED, "planter", [(
+        "piodisk.py", "    from minivm.devices.piodisk import DiskImage\n"
+                      "    return DiskImage(path, read_only)\n", PLANT.format(victim=str(victim)))],
+        prefix="import os\n")
+    output = tmp_path / "results.json"
+    status, out, err = run_grader(LABS / ED, "--submission", submission, "--output", output)
+    assert status == 0, err
+    results = json.loads(output.read_text())
+    assert results["score"] == max_score(ED), results["output"]
+    assert victim.read_text() == "keep me" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+
+
+def test_handing_over_a_slot_never_follows_a_swapped_link(tmp_path):
+    """While the judge gives the slot's folder to its user, a process of the slot swaps a
+    folder in it with a link to a root-only folder (renameat2 RENAME_EXCHANGE), over and
+    over: nothing outside the slot's folder changes owner, and handing over never fails."""
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    (victim / "secret.txt").write_text("root's")
+    home = tmp_path / "home"
+    (home / "folder" / "inner").mkdir(parents=True)
+    for n in range(20):
+        (home / "folder" / f"file{n}").write_text("")
+    (home / "link").symlink_to(victim)
+    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, home / "folder", home / "link"])
+    failures = []
+    try:
+        for _ in range(2000):
+            try:
+                jail.hand_over({"uid": jail.UIDS[0] + 7, "home": str(home)})
+            except OSError as error:
+                failures.append(error)
+            if (victim / "secret.txt").stat().st_uid != 0:
+                break
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert [p.stat().st_uid for p in (victim, victim / "secret.txt")] == [0, 0]
+    assert failures == []
+
+
+SWAPPER = """
+import ctypes, sys
+rename_exchange = ctypes.CDLL(None).renameat2
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    rename_exchange(-100, a, -100, b, 2)            # AT_FDCWD, RENAME_EXCHANGE
+"""

@@ -4,6 +4,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from minivm.errors import MinivmError
 from minivm.grading import outputs
 
 
@@ -31,12 +32,16 @@ def grade_batch(grader, batch, output_dir=None, csv_path=None, stream=None):
     names, skipped = entries(batch, output_dir)
     started = time.monotonic()
     progress = Progress(len(names), stream)
-    everything = {}
+    everything, unwritten = {}, {}
 
     def grade(name):
         results = grader.grade(os.path.join(batch, name), split=False)
         target = os.path.join(output_dir or batch, name, "results.json")
-        outputs.write_json_file(target, results)
+        try:
+            outputs.write_json_file(target, results)
+        except (OSError, MinivmError) as error:
+            unwritten[name] = str(error) if isinstance(error, MinivmError) else \
+                f"cannot write {target}: {error.strerror}"
         everything[name] = results
         progress.step()
 
@@ -46,7 +51,10 @@ def grade_batch(grader, batch, output_dir=None, csv_path=None, stream=None):
     progress.close()
     if csv_path:
         write_csv(csv_path, grader.lab, names, everything)
-    return summary(grader, names, everything, skipped, time.monotonic() - started), everything
+    text = summary(grader, names, everything, skipped, time.monotonic() - started)
+    for name, why in unwritten.items():
+        text += f"\nRESULTS NOT WRITTEN: {outputs.clean_text(name)}: {outputs.clean_text(why)}"
+    return text, everything
 
 
 def write_csv(path, lab, names, everything):

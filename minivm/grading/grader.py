@@ -31,7 +31,8 @@ from minivm.grading.outputs import clean
 from minivm.grading.labkit import python_path
 
 SUBMISSION_MAX_BYTES = 20 << 20
-SUBMISSION_MAX_FILES = 500
+SUBMISSION_MAX_FILES = 500          # files and folders
+SUBMISSION_MAX_DEPTH = 16           # folders within folders (os.walk recurses per level)
 SKIPPED_NAMES = {".git", "__pycache__", "__MACOSX", ".DS_Store", ".minivm-cache", "results.json"}
 OUTPUT_TAIL = 1500
 
@@ -80,6 +81,10 @@ def copy_submission(source, destination):
     for root, folders, files in os.walk(source):
         folders[:] = [f for f in folders if f not in SKIPPED_NAMES
                       and not os.path.islink(os.path.join(root, f))]
+        if folders and os.path.relpath(root, source).count(os.sep) + 1 >= SUBMISSION_MAX_DEPTH:
+            raise MinivmError(f"the submission's folders nest more than "
+                              f"{SUBMISSION_MAX_DEPTH} deep")
+        count += len(folders)
         target = os.path.join(destination, os.path.relpath(root, source))
         os.makedirs(target, exist_ok=True)
         for name in files:
@@ -130,7 +135,7 @@ class Grader:
         for jail in self.jails:
             jails.kill_all(jail)
             jails.remove(jail)
-        shutil.rmtree(self.work, ignore_errors=True)
+        jails.remove_tree(self.work)
 
     def _slot(self):
         with self.lock:
@@ -204,7 +209,7 @@ class Grader:
             env["MINIVM_GRADE_JAIL"] = json.dumps(jail)
         if "MINIVM_PURE" in os.environ:
             env["MINIVM_PURE"] = os.environ["MINIVM_PURE"]
-        command = [sys.executable, "-s", "-m", "pytest", "-p", "minivm.grading.plugin",
+        command = [sys.executable, "-s", "-P", "-m", "pytest", "-p", "minivm.grading.plugin",
                    "-p", "no:cacheprovider", "-q", "-c", ini, "--rootdir", lab.path,
                    *lab.folders] + (["--collect-only"] if collect_only else [])
         count = len(lab.weights) // share[1] + 1
@@ -228,7 +233,9 @@ class Grader:
                 tail = output.read()[-OUTPUT_TAIL:].decode(errors="replace").strip()
                 why = f"the grader's test process ended early (status {code})" + (
                     f": {tail}" if tail else "")
-        shutil.rmtree(private, ignore_errors=True)
+            if why is None and not collect_only:
+                why = _missing_records(records, share)
+        jails.remove_tree(private)
         return records, why
 
     # -- one submission, a batch ------------------------------------------------------------
@@ -263,6 +270,18 @@ class Grader:
                 failures.append(why)
         return results_json(self.lab, records, seconds, notes,
                             failure="; ".join(failures) or None, missing=self.missing)
+
+
+def _missing_records(records, share):
+    """Why a judge that said it was done is not to be believed: a test of its
+    share without a record (its hooks failed), or None."""
+    collected = next((r["collected"] for r in records if "collected" in r), [])
+    expected = [test["name"] for test in collected[share[0]::share[1]]]
+    recorded = {r["test"] for r in records if "test" in r}
+    missing = [name for name in expected if name not in recorded]
+    if missing:
+        return f"no result for {len(missing)} test(s): {', '.join(missing[:3])}"
+    return None
 
 
 def _limit_judge(settings):

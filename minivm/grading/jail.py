@@ -25,9 +25,11 @@ import time
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MNT_DETACH = 2
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 UIDS = (1_500_000_000, 2_000_000_000)   # slot user ids are drawn from here
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+HOME_MB = 128                # the slot's folder: the submission's copy, the tests' files
 DEVICES = ("null", "zero", "full", "random", "urandom")
 CGROUP_LIMITS = (            # (v1 controller folder, limit file, what it limits)
     ("memory", "memory.limit_in_bytes", "memory"), ("pids", "pids.max", "processes"),
@@ -133,6 +135,8 @@ def make(work, memory_mb, processes, hidden=()):
             os.chown(home, uid, uid)
         except OSError:         # a user namespace that maps only us: no other user id
             uid = None
+    if root:
+        _cap_home(home, uid)
     binds = _binds(hidden)
     jail = {"uid": uid, "home": home, "root": mount_point, "memory_mb": memory_mb,
             "processes": processes, "cgroups": {}, "namespaces": root, "binds": binds,
@@ -140,6 +144,17 @@ def make(work, memory_mb, processes, hidden=()):
     if uid is not None:
         jail["cgroups"] = _make_cgroups(f"minivm-grade-{uid}", memory_mb, processes)
     return jail
+
+
+def _cap_home(home, uid):
+    """The slot's folder becomes a tmpfs of HOME_MB: what the student's processes
+    write is bounded in total, not just per file (RLIMIT_FSIZE).  Where mounts
+    are refused the folder stays a plain one on the grader's disk."""
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    try:
+        _mount("tmpfs", home, "tmpfs", MS_NOSUID | MS_NODEV, f"size={HOME_MB}m,mode=0700{owner}")
+    except OSError:
+        pass
 
 
 def _binds(hidden):
@@ -177,15 +192,24 @@ def _masks(binds, hidden):
             if any(h.startswith(b + os.sep) for b in inside)]
 
 
+def remove_tree(*paths):
+    """Remove folders a submission may have filled, however deep: rm(1) walks
+    without recursing (shutil.rmtree recurses once per level) and never
+    follows a link or leaves the file system."""
+    if paths:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", *paths], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def remove(jail):
     """Undo make(), once nothing of the jail runs any more."""
-    import shutil
     for folder in jail["cgroups"].values():
         try:
             os.rmdir(folder)
         except OSError:
             pass
-    shutil.rmtree(jail["home"], ignore_errors=True)
+    _libc.umount2(jail["home"].encode(), MNT_DETACH)
+    remove_tree(jail["home"])
     try:
         os.rmdir(jail["root"])
     except OSError:
@@ -193,12 +217,20 @@ def remove(jail):
 
 
 def hand_over(jail):
-    """Give the jail's user everything in its folder (the test made some of it as root)."""
+    """Give the jail's user everything in its folder (the test made some of it as root).
+    The slot's processes may still run and swap folders for links meanwhile: the
+    walk goes by folder descriptors (never through a link) and changes only the
+    entries of the folder it holds open, never what a link points to."""
     if jail["uid"] is None:
         return
-    for folder, folders, files in os.walk(jail["home"]):
-        for name in [folder] + [os.path.join(folder, n) for n in folders + files]:
-            os.lchown(name, jail["uid"], jail["uid"])
+    uid = jail["uid"]
+    os.chown(jail["home"], uid, uid, follow_symlinks=False)
+    for _, folders, files, folder_fd in os.fwalk(jail["home"], follow_symlinks=False):
+        for name in folders + files:
+            try:
+                os.chown(name, uid, uid, dir_fd=folder_fd, follow_symlinks=False)
+            except FileNotFoundError:       # removed meanwhile
+                pass
 
 
 # -- the new process's side -------------------------------------------------------------------
@@ -293,7 +325,8 @@ def _processes(jail):
 def kill_all(jail, seconds=5.0, reap_any=False):
     """Kill every process of the jail's user (double-forked, setsid'ed ones too)
     and reap those left to us (all our children with reap_any: the judge's are
-    only the submission's); True once none runs any more."""
+    only the submission's); then empty the user's kernel keyrings, which outlive
+    its processes.  True once none runs any more."""
     uid = jail["uid"]
     if uid is None:
         return True
@@ -301,20 +334,39 @@ def kill_all(jail, seconds=5.0, reap_any=False):
     while any(info[0] != "Z" for info in _processes(jail).values()):
         if time.monotonic() > stop_at:
             return False
-        killer = os.fork()
-        if killer == 0:             # as that user, kill(-1) reaches exactly its processes
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(killer, 0)
+        _as_user(uid, lambda: os.kill(-1, signal.SIGKILL))  # reaches exactly its processes
         _reap(uid, reap_any)
         time.sleep(0.005)
     _reap(uid, reap_any)            # zombies count against the user's process cap
+    _as_user(uid, _clear_keyrings)
     return True
+
+
+KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219}   # the keyctl system call's number
+KEYCTL_CLEAR, USER_KEYRING, USER_SESSION_KEYRING = 7, -4, -5
+
+
+def _clear_keyrings():
+    """Empty the user's keyrings: the next test (or the next student of the slot,
+    under the same user id) finds nothing a submission left in the kernel."""
+    number = KEYCTL.get(os.uname().machine)
+    if number is not None:
+        for keyring in (USER_KEYRING, USER_SESSION_KEYRING):
+            _libc.syscall(number, KEYCTL_CLEAR, keyring)
+
+
+def _as_user(uid, action):
+    """Run action in a child process that has become the user uid (no groups)."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            action()
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 def _reap(uid, reap_any):

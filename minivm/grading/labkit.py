@@ -36,9 +36,11 @@ can you), else the lab's starter/ folder next to the tests.  Locally:
 import atexit
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from minivm.devices.device import Device
@@ -82,6 +84,7 @@ def set_deadline(when):
 
 _DEADLINE = None
 _JAIL = jails.from_environment()
+_judge_work = None
 _SPAWNER = None
 
 
@@ -91,6 +94,21 @@ def start_spawner():
     global _SPAWNER
     from minivm.grading.spawner import Spawner
     _SPAWNER = Spawner(_JAIL)
+
+
+def judge_folder():
+    """A fresh folder for the test's own files (the reference's disk image):
+    mode 0700, the grader's user, outside the jail's view, so the student's
+    processes can neither read them nor plant a link where they will be."""
+    folder = tempfile.mkdtemp(prefix="judge-", dir=_judge_work)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def set_judge_work(folder):
+    """Where judge_folder() makes its folders (the grader's judge sets its own)."""
+    global _judge_work
+    _judge_work = folder
 
 
 def submission_dir(test_file=None):
@@ -278,7 +296,7 @@ class Submission:
                                               request_r, reply_w, output_w)
             else:
                 self.process = subprocess.Popen(
-                    [jails.python(), "-S", "-m", "minivm.grading.sandbox", str(request_r),
+                    [jails.python(), "-S", "-P", "-m", "minivm.grading.sandbox", str(request_r),
                      str(reply_w), sandbox.json.dumps(settings)],
                     stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
                     pass_fds=(request_r, reply_w), cwd="/",
@@ -523,7 +541,9 @@ def python_path():
     import minivm
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(minivm.__file__)))
     folders = [package_root]
-    for folder in sys.path:
+    # sys.path[0] is the script's folder or, under `python -m`, the working
+    # folder: perhaps a submission's, so never passed on.
+    for folder in sys.path[0 if sys.flags.safe_path else 1:]:
         if folder and os.path.isabs(folder) and os.path.isdir(folder) and folder not in folders:
             folders.append(folder)
     return os.pathsep.join(folders)

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import sys
+import tempfile
 
 from minivm.errors import MinivmError
 
@@ -80,12 +81,24 @@ def _write_through(path, data):
 
 
 def write_json_file(path, data):
-    """A batch's NAME/results.json: never through a link a submission may have planted."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        stream.write(dumps(data))
-    os.replace(temporary, path)
+    """A batch's NAME/results.json, in a folder the submission filled: the
+    temporary file gets a fresh name (O_EXCL, never through a planted link or
+    FIFO) and the rename refuses to replace anything but a regular file."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise MinivmError(f"cannot write {path}: it is not a regular file")
+    except FileNotFoundError:
+        pass
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".results-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(dumps(data))
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def dumps(data):

@@ -66,6 +66,7 @@ def pytest_configure(config):
     jails.harden_judge()
     if JAIL:
         labkit.start_spawner()
+    labkit.set_judge_work(JOB["work"])
     os.umask(0)     # what a test makes in tmp_path, the student's processes may change
     signal.signal(signal.SIGALRM, _timed_out)
 
@@ -105,12 +106,8 @@ def tmp_path():
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     home = JAIL["home"] if JAIL else JOB["work"]
-    for name in os.listdir(home):                   # what the last test left
-        path = os.path.join(home, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+    # what the last test left (rm(1): a submission may nest folders thousands deep)
+    jails.remove_tree(*(os.path.join(home, name) for name in os.listdir(home)))
     copy = os.path.join(home, "submission")
     shutil.copytree(JOB["submission"], copy, symlinks=True)
     os.environ["MINIVM_SUBMISSION"] = copy

@@ -44,7 +44,7 @@ def make_image(folder, name, sectors, seed):
 class Pair:
     def __init__(self, folder, sectors=16, read_only=False, seed=1, module=None):
         self.mine_path = make_image(folder, "student.img", sectors, seed)
-        self.ref_path = make_image(folder, "reference.img", sectors, seed)
+        self.ref_path = make_image(labkit.judge_folder(), "reference.img", sectors, seed)
         if read_only:
             for path in (self.mine_path, self.ref_path):
                 os.chmod(path, 0o444)
@@ -106,7 +106,8 @@ def run_pio_disk(folder, read_only=False, sectors=256, seed=7, who=("student", "
     from minivm.machine import Machine     # (unicorn: only when a test runs a guest)
     results = []
     for name in who:
-        path = make_image(folder, f"{name}-run.img", sectors, seed)
+        path = make_image(folder if name == "student" else labkit.judge_folder(),
+                          f"{name}-run.img", sectors, seed)
         if read_only:
             os.chmod(path, 0o444)
         option = path + (",ro" if read_only else "")

@@ -41,7 +41,7 @@ def test_passthrough_option():
 def check_run(model, tmp_path):
     payload = data()
     mine = student_run(model, payload, tmp_path / "student")
-    reference, numbers = reference_run(model, payload, tmp_path / "reference")
+    reference, numbers = reference_run(model, payload, labkit.judge_folder())
     assert mine["exit_code"] == 0 and mine["output"] == reference.output.decode(), (
         f"{model}: the guest exited {mine['exit_code']!r} and printed:\n{mine['output']!r}\n"
         f"expected 0 and:\n{reference.output.decode()}")
