@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from test_grade import (CHAIN, LABS, NEED_EVENT, VQ, VQ_CHAIN_TESTS, VQ_NEED_EVENT_TESTS,
+from test_grade import (CHAIN, LABS, VQ, VQ_CHAIN_TESTS, VQ_NEED_EVENT_TESTS,
                         check_gradescope, max_score, run_grader, scores, variant, weights)
 from minivm.datafiles import data_folders
 from minivm.grading import jail
