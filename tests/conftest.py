@@ -35,6 +35,12 @@ def private_elf_cache(tmp_path_factory):
 PATTERN = b"".join((0xD15C0000 | i).to_bytes(4, "little") for i in range(128))
 
 
+def noise(size, seed=0):
+    """`size` bytes that look random but are the same on every run (fixed seed)."""
+    import random
+    return random.Random(seed).randbytes(size)
+
+
 def fnv1a(data):
     """The 32-bit FNV-1a checksum the disk and passthrough demos print."""
     value = 2166136261

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import oracle
-from conftest import firmware, minivm
+from conftest import firmware, minivm, noise
 from minivm import hostfiles
 from minivm.cli import build_parser
 from minivm.devices import passthrough
@@ -199,7 +199,7 @@ def test_trace_file_naming_an_input_is_refused(tmp_path, role):
     elf = tmp_path / "hello.elf"
     elf.write_bytes(firmware("hello").read_bytes())
     image = tmp_path / "data.img"
-    image.write_bytes(os.urandom(64 * 1024))
+    image.write_bytes(noise(64 * 1024))
     option = {"firmware": [], "disk": ["--disk", image], "virtio": ["--virtio-blk", image],
               "passthrough": ["--passthrough", f"{image}@0x40000000"],
               "input": ["--input", image]}[role]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import PATTERN, firmware, fnv1a, minivm
+from conftest import PATTERN, firmware, fnv1a, minivm, noise
 from minivm.errors import MinivmError
 from minivm.machine import Machine
 
@@ -17,7 +17,7 @@ CHECKED = 64 * 1024
 def random_file(folder, size=CHECKED, name="window.bin"):
     path = os.path.join(folder, name)
     with open(path, "wb") as stream:
-        stream.write(os.urandom(size))
+        stream.write(noise(size))
     return path
 
 

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import PATTERN, firmware, fnv1a, minivm
+from conftest import PATTERN, firmware, fnv1a, minivm, noise
 from minivm.devices import piodisk
 from minivm.devices.piodisk import (CMD_FLUSH, CMD_IDENTIFY, CMD_READ, CMD_WRITE, COMMAND,
                                     COUNT, DATA, ERROR, ERROR_BUSY, ERROR_COMMAND,
@@ -21,7 +21,7 @@ SECTOR = 512
 
 def image_file(tmp_path, size, name="disk.img", content=None):
     path = tmp_path / name
-    path.write_bytes(content if content is not None else os.urandom(size))
+    path.write_bytes(content if content is not None else noise(size))
     return path
 
 
