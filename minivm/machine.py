@@ -183,7 +183,7 @@ class Machine:
         self.virtio_disks = [virtio_disk_from_option(option) for option in virtio_blk]
         self._assemble()
         self.csrs = HostCsrs(self.vcpu, now=lambda: self.clint.mtime,
-                             on_time_read=self._clock_read_takes_time)
+                             on_time_read=self._on_time_read, on_timer_armed=self._on_time_used)
         self.debugger = None
         self.budget = max_insns
         self.tracer = None
@@ -277,6 +277,9 @@ class Machine:
 
     def _on_time_read(self):
         self._clock_read_takes_time()
+        self._on_time_used()
+
+    def _on_time_used(self):
         if not self.uses_time:
             # The guest's first look at the clock: from now on virtual time
             # must advance, so the time counter must be attached (outside run()).
@@ -421,7 +424,6 @@ class Machine:
     def _handle_trap(self, exit):
         cause, epc, tval = exit.cause, exit.pc, exit.address
         if cause == traps.ILLEGAL_INSTRUCTION and self.csrs.emulate(epc):
-            self.uses_time = self.uses_time or self.csrs.uses_time
             return None               # a CSR Unicorn lacks: done (cpu/csrs.py)
         name = traps.cause_name(cause)
         if epc == self.last_vector:

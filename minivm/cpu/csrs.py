@@ -46,17 +46,18 @@ ALL_ONES = (1 << 64) - 1
 
 class HostCsrs:
     """The emulated CSRs of one hart.  now() is mtime in ticks;
-    on_time_read() is called when the guest reads time (as the CLINT's)."""
+    on_time_read() is called when the guest reads time (as the CLINT's),
+    on_timer_armed() when it writes stimecmp."""
 
-    def __init__(self, vcpu, now, on_time_read=None):
+    def __init__(self, vcpu, now, on_time_read=None, on_timer_armed=None):
         self.vcpu = vcpu
         self.now = now
         self.on_time_read = on_time_read or (lambda: None)
+        self.on_timer_armed = on_timer_armed or (lambda: None)
         self.reset()
 
     def reset(self):
         self.values = {STIMECMP: 0, MENVCFG: 0, SENVCFG: 0}
-        self.uses_time = False     # the guest read time or armed stimecmp
 
     # -- the supervisor timer (Sstc) ----------------------------------------------
 
@@ -128,7 +129,6 @@ class HostCsrs:
     def _read(self, csr):
         register = HIGH_HALVES.get(csr, csr)
         if register == TIME:
-            self.uses_time = True
             self.on_time_read()
             value = self.now()
         else:
@@ -146,4 +146,4 @@ class HostCsrs:
                     SENVCFG: SENVCFG_WRITABLE}[register]
         self.values[register] = old & ~writable | value & writable
         if register == STIMECMP:
-            self.uses_time = True
+            self.on_timer_armed()
